@@ -1,0 +1,1 @@
+//! cometflow: run YAML pipelines of generative-AI calls as a concurrent DAG.
