@@ -1,0 +1,106 @@
+//! The command line: clap types, one file per command, and the exit codes.
+
+mod graph;
+mod run;
+mod validate;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::diag::{render, Diagnostic};
+
+/// Exit statuses, decided here and nowhere else.
+pub mod exit {
+    pub const OK: i32 = 0;
+    /// A step failed.
+    pub const FAILED: i32 = 1;
+    /// The pipeline or the command line is invalid; nothing was run.
+    pub const INVALID: i32 = 2;
+    /// Interrupted (Ctrl-C); the run can be resumed.
+    pub const INTERRUPTED: i32 = 130;
+}
+
+const ABOUT: &str = "Run YAML pipelines of generative-AI calls (CometAPI) as a concurrent DAG";
+
+const LONG_ABOUT: &str = "\
+cometflow runs pipelines written in YAML: each step calls a model through CometAPI
+(chat, Suno, Kling, Midjourney, ...) or runs locally (shell, value, media), and
+every step whose inputs are ready runs at once.
+
+A step reads earlier steps' outputs with templates such as
+  prompt: \"{{ steps.lyrics.outputs.text }}\"
+which also make it wait for those steps.";
+
+const EXAMPLES: &str = "\
+Examples:
+  cometflow validate pipeline.yaml            check a pipeline without running it
+  cometflow run pipeline.yaml -i theme=rain   run it with an input
+  cometflow run pipeline.yaml --dry-run       show the plan and the paid calls it would make
+  cometflow graph pipeline.yaml --format mermaid
+
+Environment:
+  COMETAPI_KEY          your CometAPI key (also read from .env)
+  COMETAPI_BASE_URL     default https://api.cometapi.com
+  COMETFLOW_STATE_DIR   where runs are kept (default .cometflow)
+  RUST_LOG              tracing filter, e.g. cometflow=debug";
+
+#[derive(Debug, Parser)]
+#[command(name = "cometflow", version, about = ABOUT, long_about = LONG_ABOUT, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Output")]
+pub struct OutputArgs {
+    /// More detail: -v shows task ids and debug logs, -vv traces everything
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors and the final result
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a pipeline
+    #[command(after_help = run::EXAMPLES)]
+    Run(run::RunArgs),
+    /// Check pipeline files without running or calling anything
+    #[command(after_help = "Exit status: 0 when every file is valid, 2 otherwise.")]
+    Validate(validate::ValidateArgs),
+    /// Print a pipeline's dependency graph
+    Graph(graph::GraphArgs),
+}
+
+/// A pipeline file argument.
+#[derive(Debug, Clone, Args)]
+pub struct FileArg {
+    /// The pipeline's YAML file
+    pub file: PathBuf,
+}
+
+/// Prints diagnostics to stderr, with a count when there are several.
+pub fn report_diagnostics(diags: &[Diagnostic]) {
+    let mut out = String::new();
+    for d in diags {
+        out.push_str(&render(d));
+        out.push('\n');
+    }
+    if diags.len() > 1 {
+        out.push_str(&format!("{} problems found; nothing was run\n", diags.len()));
+    }
+    eprint!("{out}");
+}
+
+pub fn dispatch(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Run(args) => run::run(args, &cli.output),
+        Command::Validate(args) => validate::validate(args),
+        Command::Graph(args) => graph::graph(args),
+    }
+}

@@ -1,0 +1,204 @@
+//! `cometflow run FILE`: validate, plan, execute, report.
+
+use std::sync::Arc;
+
+use clap::Args;
+use indexmap::IndexMap;
+use serde_json::Value as Json;
+use tokio_util::sync::CancellationToken;
+
+use super::{exit, report_diagnostics, FileArg, OutputArgs};
+use crate::engine::events::Event;
+use crate::engine::{RunOptions, RunStatus};
+use crate::plan::Plan;
+use crate::report::{summary, Human, Verbosity};
+
+pub const EXAMPLES: &str = "\
+Examples:
+  cometflow run song.yaml
+  cometflow run song.yaml -i theme=\"a rainy night\" -i clips=3
+  cometflow run song.yaml --json > result.json
+  cometflow run song.yaml --dry-run
+
+Exit status: 0 succeeded, 1 a step failed, 2 invalid pipeline or arguments (nothing ran),
+130 interrupted.";
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    /// Set an input: -i name=value (converted to the input's type)
+    #[arg(short = 'i', long = "input", value_name = "NAME=VALUE", value_parser = parse_input)]
+    pub inputs: Vec<(String, String)>,
+    /// Steps in flight at once (overrides the pipeline's `concurrency`; default 8)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: Option<u32>,
+    /// Print the run's result as JSON on stdout (progress stays on stderr)
+    #[arg(long)]
+    pub json: bool,
+    /// Validate and print the plan with the paid calls it would make; run nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+fn parse_input(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("`{s}` is not NAME=VALUE; write e.g. -i theme=\"a rainy night\""))
+}
+
+pub fn run(args: RunArgs, output: &OutputArgs) -> i32 {
+    let registry = crate::registry();
+    let plan = match crate::load_plan(&args.file.file, &registry) {
+        Ok(p) => Arc::new(p),
+        Err(diags) => {
+            report_diagnostics(&diags);
+            return exit::INVALID;
+        }
+    };
+    let inputs = match crate::validate::resolve_inputs(&plan.pipeline, &args.inputs) {
+        Ok(i) => i,
+        Err(diags) => {
+            report_diagnostics(&diags);
+            return exit::INVALID;
+        }
+    };
+    if args.dry_run {
+        print!("{}", dry_run(&plan, &inputs));
+        return exit::OK;
+    }
+    let verbosity = if output.quiet {
+        Verbosity::Quiet
+    } else if output.verbose > 0 {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::FAILED;
+        }
+    };
+    runtime.block_on(execute(plan, inputs, &args, verbosity))
+}
+
+async fn execute(
+    plan: Arc<Plan>,
+    inputs: IndexMap<String, Json>,
+    args: &RunArgs,
+    verbosity: Verbosity,
+) -> i32 {
+    let pipeline = plan.pipeline.clone();
+    let run_id = crate::store::new_run_id();
+    let state = crate::store::state_dir();
+    let run_dir = match crate::store::create_run_dir(&state, &run_id) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: cannot create the run directory under `{}`: {e}", state.display());
+            eprintln!("  help: set COMETFLOW_STATE_DIR to a writable folder");
+            return exit::FAILED;
+        }
+    };
+    let concurrency = args.concurrency.map(|c| c as usize).or(pipeline.concurrency).unwrap_or(8);
+    if verbosity != Verbosity::Quiet {
+        eprintln!("cometflow: running `{}` ({} steps, run {run_id})", pipeline.name, pipeline.steps.len());
+    }
+
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let reporter = tokio::spawn(Human::new(pipeline.clone(), verbosity).consume(rx));
+    let cancel = CancellationToken::new();
+    let interrupt = tokio::spawn(watch_ctrl_c(cancel.clone(), tx.clone()));
+
+    let options = RunOptions {
+        run_id,
+        run_dir: run_dir.clone(),
+        inputs,
+        env: template_env(&pipeline.env),
+        concurrency,
+        cancel,
+    };
+    let record = crate::engine::execute(plan, options, tx).await;
+    interrupt.abort();
+    let _ = reporter.await;
+
+    if let Err(e) = crate::store::write_record(&run_dir, &record) {
+        eprintln!("warning: cannot write run.json in `{}`: {e}", run_dir.display());
+    }
+    if verbosity != Verbosity::Quiet {
+        eprint!("{}", summary(&record, crate::diag::color_stderr()));
+    }
+    if args.json {
+        match serde_json::to_string_pretty(&record) {
+            Ok(json) => println!("{json}"),
+            Err(e) => eprintln!("error: cannot print the result as JSON: {e}"),
+        }
+    }
+    match record.status {
+        RunStatus::Succeeded => exit::OK,
+        RunStatus::Failed => exit::FAILED,
+        RunStatus::Interrupted => exit::INTERRUPTED,
+    }
+}
+
+/// First Ctrl-C: cancel in-flight steps cleanly. Second: leave at once.
+async fn watch_ctrl_c(cancel: CancellationToken, events: crate::engine::events::EventTx) {
+    if tokio::signal::ctrl_c().await.is_err() {
+        return;
+    }
+    let _ = events.send(Event::Interrupting);
+    cancel.cancel();
+    if tokio::signal::ctrl_c().await.is_ok() {
+        eprintln!("interrupted again: quitting without waiting");
+        std::process::exit(exit::INTERRUPTED);
+    }
+}
+
+/// `env.NAME` for the names the pipeline lists, plus every `COMETFLOW_*` variable.
+fn template_env(listed: &IndexMap<String, Option<String>>) -> IndexMap<String, String> {
+    let mut env = IndexMap::new();
+    for (name, default) in listed {
+        if let Some(v) = std::env::var(name).ok().or_else(|| default.clone()) {
+            env.insert(name.clone(), v);
+        }
+    }
+    for (k, v) in std::env::vars() {
+        if k.starts_with("COMETFLOW_") {
+            env.insert(k, v);
+        }
+    }
+    env
+}
+
+/// The plan, and how many paid provider calls it would make.
+fn dry_run(plan: &Plan, inputs: &IndexMap<String, Json>) -> String {
+    let mut out = plan.render(crate::plan::Format::Text);
+    let scope = minijinja::Value::from_serialize(
+        serde_json::json!({ "inputs": inputs, "env": {}, "run": {}, "steps": {} }),
+    );
+    let mut calls = 0u64;
+    let mut unknown = Vec::new();
+    for s in &plan.pipeline.steps {
+        if !s.kind.spec().paid {
+            continue;
+        }
+        match &s.for_each {
+            None => calls += 1,
+            Some(fe) => match fe.render(&scope) {
+                Ok(Json::Array(items)) => calls += items.len() as u64,
+                _ => unknown.push(s.id.as_str()),
+            },
+        }
+    }
+    out.push_str(&format!("\npaid calls: {calls}"));
+    if !unknown.is_empty() {
+        out.push_str(&format!(" plus one per item of {} (known only at run time)", unknown.join(", ")));
+    }
+    if let Some(b) = plan.pipeline.budget {
+        out.push_str(&format!("; budget allows {b}"));
+    }
+    out.push_str("\nnothing was run (--dry-run)\n");
+    out
+}

@@ -1,0 +1,142 @@
+//! The engine: walks a sealed plan on tokio, starting each step the moment its last
+//! dependency finishes, and reports everything it does as events.
+//!
+//! It knows step kinds only through the `StepKind` trait and families only as the part of a
+//! kind's name before the dot. See `engine/README.md` for the step state diagram.
+
+pub mod events;
+mod limits;
+pub mod record;
+mod unit;
+pub use unit::human_duration;
+mod walk;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use indexmap::IndexMap;
+use jiff::Timestamp;
+use minijinja::value::{Object, Value};
+use serde_json::Value as Json;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::model::Pipeline;
+use crate::plan::Plan;
+use crate::steps::Budget;
+use crate::template::Scope;
+use events::EventTx;
+use limits::FamilyLimit;
+pub use record::{RunRecord, RunStatus, StepRecord};
+
+/// Everything a run needs besides its plan.
+pub struct RunOptions {
+    pub run_id: String,
+    pub run_dir: PathBuf,
+    pub inputs: IndexMap<String, Json>,
+    /// Values of the variables the pipeline lists under `env:` (and `COMETFLOW_*`).
+    pub env: IndexMap<String, String>,
+    pub concurrency: usize,
+    pub cancel: CancellationToken,
+}
+
+/// State shared by every step of one run.
+struct Shared {
+    plan: Arc<Plan>,
+    run_id: Arc<str>,
+    run_dir: Arc<std::path::Path>,
+    pipeline_dir: Arc<std::path::Path>,
+    scope: Arc<Scope>,
+    scope_value: Value,
+    results: Arc<Results>,
+    slots: Arc<Semaphore>,
+    families: HashMap<String, FamilyLimit>,
+    budget: Arc<Budget>,
+    cancel: CancellationToken,
+    events: EventTx,
+}
+
+/// Finished steps as templates see them: `steps.<id>.outputs` and `.status`.
+/// Each slot is written once, when its step finishes; reads need no lock.
+#[derive(Debug)]
+struct Results {
+    pipeline: Arc<Pipeline>,
+    slots: Vec<OnceLock<Value>>,
+}
+
+impl Object for Results {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let idx = *self.pipeline.index.get(key.as_str()?)?;
+        self.slots[idx].get().cloned()
+    }
+}
+
+/// Runs the plan to the end (or until cancelled) and returns its record.
+pub async fn execute(plan: Arc<Plan>, opts: RunOptions, events: EventTx) -> RunRecord {
+    let started_at = Timestamp::now();
+    let pipeline = plan.pipeline.clone();
+    let results = Arc::new(Results {
+        pipeline: pipeline.clone(),
+        slots: (0..pipeline.steps.len()).map(|_| OnceLock::new()).collect(),
+    });
+    let run_dir_text = opts.run_dir.display().to_string();
+    let scope = Arc::new(Scope {
+        inputs: Value::from_serialize(&opts.inputs),
+        env: Value::from_serialize(&opts.env),
+        run: Value::from_serialize(serde_json::json!({
+            "id": opts.run_id,
+            "dir": run_dir_text,
+            "started_at": started_at.to_string(),
+        })),
+        steps: Value::from_dyn_object(results.clone()),
+        item: None,
+    });
+    let shared = Arc::new(Shared {
+        run_id: opts.run_id.as_str().into(),
+        run_dir: opts.run_dir.clone().into(),
+        pipeline_dir: pipeline.source.dir().to_path_buf().into(),
+        scope_value: Value::from_dyn_object(scope.clone()),
+        scope,
+        results,
+        slots: Arc::new(Semaphore::new(opts.concurrency.max(1))),
+        families: pipeline.limits.iter().map(|(f, l)| (f.clone(), FamilyLimit::new(l))).collect(),
+        budget: Arc::new(Budget::new(pipeline.budget)),
+        cancel: opts.cancel.clone(),
+        events,
+        plan,
+    });
+
+    let records = walk::walk(shared.clone()).await;
+
+    let interrupted = shared.cancel.is_cancelled();
+    let failed = records
+        .iter()
+        .zip(&pipeline.steps)
+        .any(|(r, s)| r.status == events::Status::Failed && !s.continue_on_error);
+    let status = if interrupted {
+        RunStatus::Interrupted
+    } else if failed {
+        RunStatus::Failed
+    } else {
+        RunStatus::Succeeded
+    };
+    let outputs = pipeline
+        .outputs
+        .iter()
+        .map(|(name, t)| (name.clone(), t.render(&shared.scope_value).unwrap_or(Json::Null)))
+        .collect();
+    let finished_at = Timestamp::now();
+    RunRecord {
+        run_id: opts.run_id,
+        pipeline: pipeline.name.clone(),
+        status,
+        started_at,
+        finished_at,
+        duration_ms: started_at.duration_until(finished_at).unsigned_abs(),
+        run_dir: run_dir_text,
+        inputs: opts.inputs,
+        outputs,
+        steps: pipeline.steps.iter().map(|s| s.id.clone()).zip(records).collect(),
+    }
+}

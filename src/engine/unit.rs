@@ -1,0 +1,224 @@
+//! One step from start to record: `if`, `for_each` fan-out, rendering, limits, retries
+//! with backoff, timeouts and cancellation. The kind itself only sees `execute`.
+
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use jiff::Timestamp;
+use minijinja::value::Value;
+use serde_json::Value as Json;
+
+use super::events::{Event, Status};
+use super::record::StepRecord;
+use super::Shared;
+use crate::model::{Cond, Step, StepIdx};
+use crate::steps::{StepCtx, StepError};
+use crate::template::eval_condition;
+
+/// The end of one execution (one step, or one `for_each` item).
+struct Outcome {
+    status: Status,
+    outputs: Json,
+    error: Option<String>,
+    attempts: u32,
+}
+
+impl Outcome {
+    fn failed(message: String) -> Self {
+        Outcome {
+            status: Status::Failed,
+            outputs: Json::Object(Default::default()),
+            error: Some(message),
+            attempts: 0,
+        }
+    }
+}
+
+pub(super) async fn run_step(shared: &Shared, idx: StepIdx) -> StepRecord {
+    let step = &shared.plan.pipeline.steps[idx];
+    let started_at = Timestamp::now();
+    let clock = Instant::now();
+    let outcome = run(shared, idx, step).await;
+    StepRecord {
+        status: outcome.status,
+        kind: step.uses.clone(),
+        attempts: outcome.attempts,
+        cached: false,
+        started_at: Some(started_at),
+        finished_at: Some(Timestamp::now()),
+        duration_ms: clock.elapsed(),
+        outputs: outcome.outputs,
+        error: outcome.error,
+    }
+}
+
+async fn run(shared: &Shared, idx: StepIdx, step: &Step) -> Outcome {
+    match &step.cond {
+        Some(Cond::Const(false)) => return skipped("`if` is false"),
+        Some(Cond::Expr(expr)) => match eval_condition(expr, &shared.scope_value) {
+            Ok(true) => {}
+            Ok(false) => return skipped(&format!("`if: {expr}` is false")),
+            Err(e) => return Outcome::failed(format!("`if`: {e}")),
+        },
+        _ => {}
+    }
+    let Some(for_each) = &step.for_each else {
+        return run_unit(shared, idx, step, None, shared.scope_value.clone()).await;
+    };
+    let items = match for_each.render(&shared.scope_value) {
+        Ok(Json::Array(items)) => items,
+        Ok(other) => return Outcome::failed(format!("`for_each` must give a list, but gave {other}")),
+        Err(e) => return Outcome::failed(format!("`for_each`: {e}")),
+    };
+    let units = items.iter().enumerate().map(|(i, item)| {
+        let scope = shared.scope.with_item(item, i);
+        run_unit(shared, idx, step, Some(i), scope)
+    });
+    let results = join_all(units).await;
+    let attempts = results.iter().map(|o| o.attempts).max().unwrap_or(0);
+    let failures: Vec<String> = results
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| {
+            o.error.as_ref().filter(|_| o.status != Status::Succeeded).map(|e| format!("item {i}: {e}"))
+        })
+        .collect();
+    let status = if results.iter().any(|o| o.status == Status::Cancelled) {
+        Status::Cancelled
+    } else if failures.is_empty() {
+        Status::Succeeded
+    } else {
+        Status::Failed
+    };
+    Outcome {
+        status,
+        outputs: Json::Array(results.into_iter().map(|o| o.outputs).collect()),
+        error: (!failures.is_empty()).then(|| failures.join("; ")),
+        attempts,
+    }
+}
+
+fn skipped(reason: &str) -> Outcome {
+    Outcome {
+        status: Status::Skipped,
+        outputs: Json::Object(Default::default()),
+        error: Some(reason.into()),
+        attempts: 0,
+    }
+}
+
+/// Renders `with`, then attempts the kind until it succeeds, fails for good, or is cancelled.
+async fn run_unit(shared: &Shared, idx: StepIdx, step: &Step, item: Option<usize>, scope: Value) -> Outcome {
+    let mut with = match step.with.render(&scope) {
+        Ok(w) => w,
+        Err(e) => return Outcome::failed(format!("with.{e}")),
+    };
+    let family = shared.families.get(step.family());
+    let mut started = false;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let permits = tokio::select! {
+            p = async {
+                let family_permit = match family { Some(f) => f.acquire().await, None => None };
+                // The run's semaphore is never closed, so acquiring cannot fail.
+                let slot = shared.slots.clone().acquire_owned().await.ok();
+                (family_permit, slot)
+            } => p,
+            _ = shared.cancel.cancelled() => return cancelled(attempt - 1),
+        };
+        if !started {
+            started = true;
+            let _ = shared.events.send(Event::Started { step: idx, item });
+        }
+        let ctx = StepCtx {
+            run_id: shared.run_id.clone(),
+            step: idx,
+            step_id: step.id.as_str().into(),
+            item,
+            attempt,
+            pipeline_dir: shared.pipeline_dir.clone(),
+            step_dir: match item {
+                Some(i) => shared.run_dir.join(&step.id).join(i.to_string()),
+                None => shared.run_dir.join(&step.id),
+            },
+            run_dir: shared.run_dir.clone(),
+            cancel: shared.cancel.child_token(),
+            poll: step.poll,
+            timeout: step.timeout,
+            events: shared.events.clone(),
+            budget: shared.budget.clone(),
+        };
+        // The last attempt can have the rendered input itself; earlier ones need a copy.
+        let input = if attempt < step.retry.attempts { with.clone() } else { std::mem::take(&mut with) };
+        let result = attempt_once(shared, step, &ctx, input).await;
+        drop(permits);
+        let err = match result {
+            Ok(outputs) => {
+                return Outcome { status: Status::Succeeded, outputs, error: None, attempts: attempt }
+            }
+            Err(Attempt::Cancelled) => return cancelled(attempt),
+            Err(Attempt::Failed(e)) => e,
+        };
+        if !err.retryable || attempt >= step.retry.attempts {
+            let outputs = err.outputs.unwrap_or_else(|| Json::Object(Default::default()));
+            let message =
+                if attempt > 1 { format!("{} (after {attempt} attempts)", err.message) } else { err.message };
+            return Outcome { status: Status::Failed, outputs, error: Some(message), attempts: attempt };
+        }
+        let delay = step.retry.delay(attempt);
+        let _ = shared.events.send(Event::Retrying { step: idx, item, attempt, delay, error: err.message });
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shared.cancel.cancelled() => return cancelled(attempt),
+        }
+    }
+}
+
+enum Attempt {
+    Failed(StepError),
+    Cancelled,
+}
+
+async fn attempt_once(shared: &Shared, step: &Step, ctx: &StepCtx, input: Json) -> Result<Json, Attempt> {
+    let run = step.kind.execute(ctx, input);
+    let timed = async {
+        match ctx.timeout {
+            Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
+                Err(StepError {
+                    message: format!("timed out after {}", human_duration(limit)),
+                    retryable: step.kind.spec().idempotent,
+                    outputs: None,
+                })
+            }),
+            None => run.await,
+        }
+    };
+    tokio::select! {
+        r = timed => r.map_err(Attempt::Failed),
+        // Dropping the kind's future cancels it (and kills a shell step's processes).
+        _ = shared.cancel.cancelled() => Err(Attempt::Cancelled),
+    }
+}
+
+fn cancelled(attempts: u32) -> Outcome {
+    Outcome {
+        status: Status::Cancelled,
+        outputs: Json::Object(Default::default()),
+        error: Some("cancelled".into()),
+        attempts,
+    }
+}
+
+pub fn human_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else if ms < 3_600_000 {
+        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
+    } else {
+        format!("{}h{:02}m", ms / 3_600_000, (ms / 60_000) % 60)
+    }
+}

@@ -1,0 +1,118 @@
+//! The walker: one loop that owns the run's bookkeeping. Finished steps arrive on a
+//! channel; each one releases its dependents, and a dependent whose last dependency just
+//! finished starts at once. There is no polling tick anywhere.
+
+use std::sync::Arc;
+
+use minijinja::value::Value;
+use tokio::sync::mpsc;
+
+use super::events::{Event, Status};
+use super::record::StepRecord;
+use super::{unit, Shared};
+use crate::model::StepIdx;
+
+pub(super) async fn walk(shared: Arc<Shared>) -> Vec<StepRecord> {
+    let pipeline = shared.plan.pipeline.clone();
+    let n = pipeline.steps.len();
+    let mut remaining: Vec<usize> = pipeline.steps.iter().map(|s| s.deps.len()).collect();
+    let mut records: Vec<Option<StepRecord>> = vec![None; n];
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(StepIdx, StepRecord)>();
+    let mut running = 0usize;
+    let mut resolved = 0usize;
+    let mut ready: Vec<StepIdx> = (0..n).rev().filter(|&i| remaining[i] == 0).collect();
+
+    loop {
+        // Start (or settle without running) everything that became ready.
+        while let Some(i) = ready.pop() {
+            match settle_without_running(&shared, i, &records) {
+                Some(record) => {
+                    finish(&shared, i, record, &mut records, &mut remaining, &mut ready);
+                    resolved += 1;
+                }
+                None => {
+                    running += 1;
+                    let (shared, tx) = (shared.clone(), done_tx.clone());
+                    tokio::spawn(async move {
+                        let record = unit::run_step(&shared, i).await;
+                        let _ = tx.send((i, record));
+                    });
+                }
+            }
+        }
+        if resolved == n {
+            break;
+        }
+        if running == 0 {
+            // Only reachable when cancelled: nothing runs and nothing more may start.
+            break;
+        }
+        let Some((i, record)) = done_rx.recv().await else { break };
+        running -= 1;
+        resolved += 1;
+        finish(&shared, i, record, &mut records, &mut remaining, &mut ready);
+    }
+
+    pipeline
+        .steps
+        .iter()
+        .zip(records)
+        .map(|(s, r)| r.unwrap_or_else(|| StepRecord::not_run(&s.uses, Status::Cancelled, None)))
+        .collect()
+}
+
+/// Records a finished step, publishes it to templates, and releases its dependents.
+fn finish(
+    shared: &Shared,
+    i: StepIdx,
+    record: StepRecord,
+    records: &mut [Option<StepRecord>],
+    remaining: &mut [usize],
+    ready: &mut Vec<StepIdx>,
+) {
+    let view = Value::from_serialize(serde_json::json!({
+        "outputs": record.outputs,
+        "status": record.status.as_str(),
+    }));
+    let _ = shared.results.slots[i].set(view);
+    let _ = shared.events.send(Event::Finished {
+        step: i,
+        status: record.status,
+        duration: record.duration_ms,
+        attempts: record.attempts,
+        error: record.error.clone(),
+    });
+    records[i] = Some(record);
+    for &d in &shared.plan.dependents[i] {
+        remaining[d] -= 1;
+        if remaining[d] == 0 {
+            ready.push(d);
+        }
+    }
+}
+
+/// Decides, from its dependencies alone, a step that must not run: cancelled, or skipped
+/// because something it needs failed or was skipped.
+fn settle_without_running(shared: &Shared, i: StepIdx, records: &[Option<StepRecord>]) -> Option<StepRecord> {
+    let step = &shared.plan.pipeline.steps[i];
+    if shared.cancel.is_cancelled() {
+        return Some(StepRecord::not_run(&step.uses, Status::Cancelled, None));
+    }
+    for &d in &step.deps {
+        let Some(dep) = &records[d] else { continue };
+        let dep_step = &shared.plan.pipeline.steps[d];
+        // An `if` that reads the dependency's status decides for itself.
+        if step.status_deps.contains(&d) {
+            continue;
+        }
+        let reason = match dep.status {
+            Status::Succeeded => continue,
+            Status::Failed if dep_step.continue_on_error => continue,
+            Status::Failed => format!("needs `{}`, which failed", dep_step.id),
+            Status::Skipped => format!("needs `{}`, which was skipped", dep_step.id),
+            Status::Cancelled => return Some(StepRecord::not_run(&step.uses, Status::Cancelled, None)),
+        };
+        return Some(StepRecord::not_run(&step.uses, Status::Skipped, Some(reason)));
+    }
+    None
+}

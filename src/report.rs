@@ -1,0 +1,171 @@
+//! Human output on stderr: each step's start and end as it happens, then a summary table.
+//! (The JSON result goes to stdout from `cli::run`; both read the same events and record.)
+
+use std::io::Write;
+use std::sync::Arc;
+
+use crate::engine::events::{Event, EventRx, Status, Stream};
+use crate::engine::record::RunRecord;
+use crate::engine::RunStatus;
+use crate::model::Pipeline;
+
+/// How much the human reporter says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+pub struct Human {
+    pipeline: Arc<Pipeline>,
+    verbosity: Verbosity,
+    color: bool,
+}
+
+struct Paint(bool);
+
+impl Paint {
+    fn wrap(&self, code: &str, text: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+    fn green(&self, t: &str) -> String {
+        self.wrap("32", t)
+    }
+    fn red(&self, t: &str) -> String {
+        self.wrap("31", t)
+    }
+    fn yellow(&self, t: &str) -> String {
+        self.wrap("33", t)
+    }
+    fn dim(&self, t: &str) -> String {
+        self.wrap("2", t)
+    }
+    fn bold(&self, t: &str) -> String {
+        self.wrap("1", t)
+    }
+}
+
+impl Human {
+    pub fn new(pipeline: Arc<Pipeline>, verbosity: Verbosity) -> Self {
+        Human { pipeline, verbosity, color: crate::diag::color_stderr() }
+    }
+
+    fn label(&self, step: usize, item: Option<usize>) -> String {
+        let id = &self.pipeline.steps[step].id;
+        match item {
+            Some(i) => format!("{id}[{i}]"),
+            None => id.clone(),
+        }
+    }
+
+    /// Prints events until the engine drops its sender.
+    pub async fn consume(self, mut rx: EventRx) {
+        let p = Paint(self.color);
+        let stderr = std::io::stderr();
+        while let Some(ev) = rx.recv().await {
+            let line = match ev {
+                _ if self.verbosity == Verbosity::Quiet => match ev {
+                    Event::Finished { step, status: Status::Failed, error, .. } => Some(format!(
+                        "{} {} failed: {}",
+                        p.red("✗"),
+                        self.label(step, None),
+                        error.unwrap_or_default()
+                    )),
+                    _ => None,
+                },
+                Event::Started { step, item } => Some(format!(
+                    "{} {} {}",
+                    p.dim("▶"),
+                    self.label(step, item),
+                    p.dim(&self.pipeline.steps[step].uses)
+                )),
+                Event::Log { step, item, stream, line } => {
+                    let bar = if stream == Stream::Stderr { p.yellow("│") } else { p.dim("│") };
+                    Some(format!("  {} {bar} {line}", p.dim(&self.label(step, item))))
+                }
+                Event::Progress { step, item, message } => {
+                    Some(format!("  {} {}", self.label(step, item), p.dim(&message)))
+                }
+                Event::Retrying { step, item, attempt, delay, error } => Some(format!(
+                    "{} {} attempt {attempt} failed: {error}; retrying in {}",
+                    p.yellow("↻"),
+                    self.label(step, item),
+                    crate::engine::human_duration(delay)
+                )),
+                Event::TaskSubmitted { step, item, family, task_id } => (self.verbosity
+                    == Verbosity::Verbose)
+                    .then(|| format!("  {} submitted {family} task {task_id}", self.label(step, item))),
+                Event::Finished { step, status, duration, error, .. } => {
+                    let label = self.label(step, None);
+                    let took = crate::engine::human_duration(duration);
+                    Some(match status {
+                        Status::Succeeded => format!("{} {label} succeeded in {took}", p.green("✓")),
+                        Status::Failed => {
+                            format!("{} {label} failed in {took}: {}", p.red("✗"), error.unwrap_or_default())
+                        }
+                        Status::Skipped => {
+                            format!("{} {label} skipped: {}", p.dim("↷"), error.unwrap_or_default())
+                        }
+                        Status::Cancelled => format!("{} {label} cancelled", p.yellow("■")),
+                    })
+                }
+                Event::Interrupting => Some(format!(
+                    "{} interrupting: cancelling running steps (press Ctrl-C again to quit at once)",
+                    p.yellow("■")
+                )),
+            };
+            if let Some(line) = line {
+                let _ = writeln!(stderr.lock(), "{line}");
+            }
+        }
+    }
+}
+
+/// The closing table: one row per step, then the run's status.
+pub fn summary(record: &RunRecord, color: bool) -> String {
+    let p = Paint(color);
+    let id_w = record.steps.keys().map(String::len).max().unwrap_or(4).max(4);
+    let kind_w = record.steps.values().map(|s| s.kind.len()).max().unwrap_or(4).max(4);
+    let mut out = String::new();
+    out.push_str(&format!(
+        "\n  {:id_w$}  {:kind_w$}  {:9}  {:>8}  {:>8}\n",
+        "step", "kind", "status", "attempts", "time"
+    ));
+    for (id, s) in &record.steps {
+        let status = format!("{:9}", s.status.as_str());
+        let status = match s.status {
+            Status::Succeeded => p.green(&status),
+            Status::Failed => p.red(&status),
+            Status::Skipped => p.dim(&status),
+            Status::Cancelled => p.yellow(&status),
+        };
+        let cached = if s.cached { " (cached)" } else { "" };
+        out.push_str(&format!(
+            "  {id:id_w$}  {:kind_w$}  {status}  {:>8}  {:>8}{cached}\n",
+            s.kind,
+            s.attempts,
+            crate::engine::human_duration(s.duration_ms)
+        ));
+    }
+    let took = crate::engine::human_duration(record.duration_ms);
+    let verdict = match record.status {
+        RunStatus::Succeeded => p.green("succeeded"),
+        RunStatus::Failed => p.red("failed"),
+        RunStatus::Interrupted => p.yellow("was interrupted"),
+    };
+    out.push_str(&format!("\n{} {} {verdict} in {took}\n", p.bold("run"), record.run_id));
+    for (name, value) in &record.outputs {
+        let text = match value {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        out.push_str(&format!("  {name}: {text}\n"));
+    }
+    out.push_str(&format!("  {}\n", p.dim(&format!("files: {}", record.run_dir))));
+    out
+}

@@ -1,0 +1,255 @@
+//! `shell`: runs a local command. Template values reach the script as environment
+//! variables, never as shell code (see `script`). Output lines stream to the log; lines
+//! appended to `$COMETFLOW_OUTPUT` as `key=value` become outputs.
+
+mod script;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::OnceLock;
+
+use futures::future::BoxFuture;
+use serde_json::{Map, Value as Json};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::Command;
+
+use super::{FieldSpec, FieldType, KindSpec, Problem, StepCtx, StepError, StepKind};
+use crate::engine::events::Stream;
+use crate::template::Tmpl;
+
+/// Keeps this much of each stream in the outputs; the log still sees every line.
+const CAPTURE_LIMIT: usize = 4 << 20;
+/// The hidden `with` entry holding the script's template expressions.
+const VARS: &str = "__vars";
+
+pub struct Shell {
+    spec: KindSpec,
+}
+
+impl Shell {
+    pub fn new() -> Self {
+        Shell {
+            spec: KindSpec {
+                name: "shell".into(),
+                summary: "Runs a local command with bash (sh where bash is missing). A step may write `run:` directly.".into(),
+                fields: vec![
+                    FieldSpec::new("run", &[FieldType::String], "the script; each `{{ }}` value reaches it as an environment variable, never as code").required(),
+                    FieldSpec::new("env", &[FieldType::Object], "extra environment variables (values are templates)"),
+                    FieldSpec::new("cwd", &[FieldType::String], "working directory, relative to the pipeline file (default: the pipeline file's folder)"),
+                ],
+                outputs: vec![
+                    ("stdout".into(), "standard output, trailing newlines removed".into()),
+                    ("stderr".into(), "standard error, trailing newlines removed".into()),
+                    ("exit_code".into(), "the command's exit status".into()),
+                ],
+                dynamic_outputs: true,
+                idempotent: true,
+                ..KindSpec::default()
+            },
+        }
+    }
+}
+
+impl Default for Shell {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StepKind for Shell {
+    fn spec(&self) -> &KindSpec {
+        &self.spec
+    }
+
+    fn prepare(&self, with: Tmpl) -> Result<Tmpl, Vec<Problem>> {
+        let Tmpl::Map(mut entries) = with.clone() else {
+            return match &with {
+                Tmpl::Lit(_) => Ok(with), // no templates anywhere: nothing to rewrite
+                _ => Err(vec![Problem::new(vec![], "`with` must be a map with `run:`")]),
+            };
+        };
+        let Some(pos) = entries.iter().position(|(k, _)| k == "run") else { return Ok(Tmpl::Map(entries)) };
+        let source: String = match &entries[pos].1 {
+            Tmpl::Lit(Json::String(_)) => return Ok(Tmpl::Map(entries)),
+            Tmpl::Expr(e) => format!("{{{{ {e} }}}}"),
+            Tmpl::Text(t) => t.to_string(),
+            _ => return Err(vec![Problem::new(crate::path!["run"], "`run` must be a string")]),
+        };
+        let rewritten = script::rewrite(&source).map_err(|m| vec![Problem::new(crate::path!["run"], m)])?;
+        entries[pos].1 = Tmpl::Lit(Json::String(rewritten.script));
+        let vars = rewritten.vars.into_iter().map(|(name, expr)| (name, Tmpl::Expr(expr.into()))).collect();
+        entries.push((VARS.into(), Tmpl::Map(vars)));
+        Ok(Tmpl::Map(entries))
+    }
+
+    fn execute<'a>(&'a self, ctx: &'a StepCtx, with: Json) -> BoxFuture<'a, Result<Json, StepError>> {
+        Box::pin(run(ctx, with))
+    }
+}
+
+async fn run(ctx: &StepCtx, with: Json) -> Result<Json, StepError> {
+    let script = with.get("run").and_then(Json::as_str).unwrap_or_default();
+    let dir = ctx.dir()?;
+    let output_file = dir.join("cometflow_output");
+    std::fs::write(&output_file, b"")
+        .map_err(|e| StepError::fatal(format!("cannot create `{}`: {e}", output_file.display())))?;
+    let cwd = match with.get("cwd").and_then(Json::as_str) {
+        Some(c) => ctx.resolve(c),
+        None => ctx.pipeline_dir.to_path_buf(),
+    };
+
+    let (program, args) = shell_command();
+    let mut cmd = Command::new(program);
+    cmd.args(args).arg(script).current_dir(&cwd);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // The API key is for cometflow's own calls: a script that prints its environment must not leak it.
+    cmd.env_remove("COMETAPI_KEY");
+    cmd.env("COMETFLOW_OUTPUT", &output_file)
+        .env("COMETFLOW_STEP_DIR", dir)
+        .env("COMETFLOW_RUN_DIR", &*ctx.run_dir)
+        .env("COMETFLOW_RUN_ID", &*ctx.run_id);
+    for (key, value) in with.get(VARS).and_then(Json::as_object).into_iter().flatten() {
+        cmd.env(key, env_text(value));
+    }
+    for (key, value) in with.get("env").and_then(Json::as_object).into_iter().flatten() {
+        cmd.env(key, env_text(value));
+    }
+    // Its own process group, so cancelling kills the script's children too.
+    cmd.process_group(0);
+    cmd.kill_on_drop(true);
+
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| StepError::fatal(format!("cannot start `{program}` in `{}`: {e}", cwd.display())))?;
+    let _group = child.id().map(GroupGuard);
+    let stdout = child.stdout.take().map(|s| capture(ctx, Stream::Stdout, s));
+    let stderr = child.stderr.take().map(|s| capture(ctx, Stream::Stderr, s));
+    let (status, out, err) = tokio::join!(child.wait(), opt(stdout), opt(stderr));
+    let status = status.map_err(|e| StepError::fatal(format!("waiting for the command failed: {e}")))?;
+
+    let mut outputs = Map::new();
+    outputs.insert("stdout".into(), Json::String(out));
+    outputs.insert("stderr".into(), Json::String(err.clone()));
+    outputs.insert("exit_code".into(), status.code().map_or(Json::Null, Json::from));
+    let extra = std::fs::read_to_string(&output_file).unwrap_or_default();
+    for (k, v) in parse_outputs(&extra) {
+        outputs.insert(k, Json::String(v));
+    }
+    let outputs = Json::Object(outputs);
+    if status.success() {
+        return Ok(outputs);
+    }
+    let code = status.code().map_or_else(|| "a signal".to_string(), |c| format!("exit code {c}"));
+    let last = err.lines().rev().find(|l| !l.trim().is_empty()).map(|l| format!(": {l}")).unwrap_or_default();
+    Err(StepError {
+        message: format!("the command failed with {code}{last}"),
+        retryable: true,
+        outputs: Some(outputs),
+    })
+}
+
+async fn opt(f: Option<impl std::future::Future<Output = String>>) -> String {
+    match f {
+        Some(f) => f.await,
+        None => String::new(),
+    }
+}
+
+/// Streams lines to the log and keeps the first `CAPTURE_LIMIT` bytes.
+async fn capture(ctx: &StepCtx, stream: Stream, reader: impl AsyncRead + Unpin) -> String {
+    let mut reader = BufReader::new(reader);
+    let mut kept = String::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&line);
+                if kept.len() < CAPTURE_LIMIT {
+                    kept.push_str(&text);
+                }
+                ctx.log(stream, text.trim_end_matches(['\n', '\r']));
+            }
+        }
+    }
+    let trimmed = kept.trim_end_matches(['\n', '\r']).len();
+    kept.truncate(trimmed);
+    kept
+}
+
+/// Strings as they are; everything else as JSON.
+fn env_text(v: &Json) -> String {
+    match v {
+        Json::String(s) => s.clone(),
+        Json::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn shell_command() -> (&'static str, &'static [&'static str]) {
+    static BASH: OnceLock<bool> = OnceLock::new();
+    let has_bash = *BASH.get_or_init(|| {
+        std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| Path::new(&d).join("bash").is_file()))
+    });
+    if has_bash {
+        ("bash", &["--noprofile", "--norc", "-eo", "pipefail", "-c"])
+    } else {
+        ("sh", &["-e", "-c"])
+    }
+}
+
+/// `key=value` lines, and `key<<DELIM` ... `DELIM` blocks for multi-line values.
+fn parse_outputs(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if let Some((key, delim)) = line.split_once("<<").filter(|(k, _)| !k.contains('=')) {
+            let mut value = Vec::new();
+            for l in lines.by_ref() {
+                if l == delim {
+                    break;
+                }
+                value.push(l);
+            }
+            out.push((key.trim().to_owned(), value.join("\n")));
+        } else if let Some((key, value)) = line.split_once('=') {
+            if !key.trim().is_empty() {
+                out.push((key.trim().to_owned(), value.to_owned()));
+            }
+        }
+    }
+    out
+}
+
+/// Kills the script's whole process group when the step ends early (cancel, timeout).
+struct GroupGuard(u32);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) with a negative pid signals a process group; it has no memory effects.
+        // After a normal exit the group is gone and this is a harmless ESRCH.
+        unsafe {
+            libc::kill(-(self.0 as libc::pid_t), libc::SIGKILL);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_are_key_value_lines_or_delimited_blocks() {
+        let parsed = parse_outputs("a=1\nb=x=y\nnotes<<END\nline 1\nline 2\nEND\n");
+        assert_eq!(
+            parsed,
+            vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "x=y".into()),
+                ("notes".into(), "line 1\nline 2".into())
+            ]
+        );
+    }
+}

@@ -1,0 +1,40 @@
+//! The state directory: `$COMETFLOW_STATE_DIR` (default `.cometflow`), holding one folder
+//! per run (`runs/<run id>/`, a folder per step inside) and each run's `run.json`.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::engine::RunRecord;
+
+/// Where runs are kept.
+pub fn state_dir() -> PathBuf {
+    let dir = std::env::var_os("COMETFLOW_STATE_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(".cometflow"));
+    std::path::absolute(&dir).unwrap_or(dir)
+}
+
+/// A new run id: sortable by time, unique enough to never collide in one state dir.
+pub fn new_run_id() -> String {
+    let now = jiff::Zoned::now().with_time_zone(jiff::tz::TimeZone::UTC);
+    format!("{}-{:04x}", now.strftime("%Y%m%d-%H%M%S"), fastrand::u16(..))
+}
+
+/// Creates `<state>/runs/<run id>/` and returns its absolute path.
+pub fn create_run_dir(state: &Path, run_id: &str) -> io::Result<PathBuf> {
+    let dir = state.join("runs").join(run_id);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Writes `run.json` beside the run's step folders, via a temporary file so a crash
+/// never leaves half a record.
+pub fn write_record(run_dir: &Path, record: &RunRecord) -> io::Result<PathBuf> {
+    let path = run_dir.join("run.json");
+    let tmp = run_dir.join(".run.json.tmp");
+    let json = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
+    std::fs::write(&tmp, json)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
