@@ -7,6 +7,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 
 use super::state::Sim;
 
@@ -71,15 +72,17 @@ pub(crate) fn serve_bytes(
     let body = if n <= sim.config.faults.truncate_downloads {
         tracing::debug!(path, download = n, "sim fault: truncating download");
         sim.count_fault("truncated_downloads");
-        let half = Bytes::from_static(&bytes[..bytes.len() / 2]);
-        let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
-            Ok(half),
+        let half: Result<Bytes, std::io::Error> = Ok(Bytes::from_static(&bytes[..bytes.len() / 2]));
+        // The pause lets hyper flush the headers and the first half before the error
+        // aborts the connection; failing at once would lose the response entirely.
+        let cut = async {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             Err(std::io::Error::new(
                 std::io::ErrorKind::ConnectionReset,
                 "sim: truncated download",
-            )),
-        ];
-        Body::from_stream(futures::stream::iter(chunks))
+            ))
+        };
+        Body::from_stream(futures::stream::iter([half]).chain(futures::stream::once(cut)))
     } else {
         Body::from(Bytes::from_static(bytes))
     };
