@@ -23,6 +23,7 @@ mod media;
 mod midjourney;
 mod openai;
 mod state;
+mod stats;
 mod suno;
 mod text;
 mod videos;

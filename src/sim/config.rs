@@ -252,6 +252,7 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub truncate_downloads: u64,
     /// Make every task end in its family's failure state (Suno FAILURE, Kling failed, ...).
+    /// To fail only some tasks, put `[sim:fail]` in their prompt instead.
     #[arg(long)]
     pub fail_tasks: bool,
     /// The failure reason reported when --fail-tasks is on.
@@ -360,5 +361,36 @@ mod tests {
         assert_eq!(back.task_time, c.task_time);
         assert_eq!(back.faults.rate_limit_every, 2);
         assert!(back.faults.fail_tasks);
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sim: SimArgs,
+    }
+
+    #[test]
+    fn command_line_flags_become_a_config() {
+        use clap::{CommandFactory, Parser};
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "sim",
+            "--task-time",
+            "500ms",
+            "--fail-tasks",
+            "--key",
+            "sk-x",
+        ])
+        .unwrap();
+        assert_eq!(cli.sim.port, 8765);
+        let config = SimConfig::from(cli.sim);
+        assert_eq!(config.task_time, Duration::from_millis(500));
+        assert_eq!(config.key.as_deref(), Some("sk-x"));
+        assert!(config.faults.fail_tasks);
+        assert_eq!(config.faults.fail_reason, DEFAULT_FAIL_REASON);
+        assert!(
+            Cli::try_parse_from(["sim", "--latency", "5"]).is_err(),
+            "durations need a unit"
+        );
     }
 }

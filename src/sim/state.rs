@@ -2,93 +2,16 @@
 //! counters. A task's status is a pure function of the time since its clock started, so
 //! nothing runs in the background.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::config::SimConfig;
 use super::http::now_ms;
-
-/// Route families, as reported by `/_sim/stats`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) enum Family {
-    Chat,
-    Models,
-    Embeddings,
-    Images,
-    Audio,
-    Suno,
-    Kling,
-    Midjourney,
-    Videos,
-    Balance,
-    Files,
-    Other,
-}
-
-impl Family {
-    const ALL: [Family; 12] = [
-        Family::Chat,
-        Family::Models,
-        Family::Embeddings,
-        Family::Images,
-        Family::Audio,
-        Family::Suno,
-        Family::Kling,
-        Family::Midjourney,
-        Family::Videos,
-        Family::Balance,
-        Family::Files,
-        Family::Other,
-    ];
-
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Family::Chat => "chat",
-            Family::Models => "models",
-            Family::Embeddings => "embeddings",
-            Family::Images => "images",
-            Family::Audio => "audio",
-            Family::Suno => "suno",
-            Family::Kling => "kling",
-            Family::Midjourney => "midjourney",
-            Family::Videos => "videos",
-            Family::Balance => "balance",
-            Family::Files => "files",
-            Family::Other => "other",
-        }
-    }
-
-    /// Task families report concurrency as tasks alive; the others as concurrent requests.
-    fn has_tasks(self) -> bool {
-        matches!(
-            self,
-            Family::Suno | Family::Kling | Family::Midjourney | Family::Videos
-        )
-    }
-
-    /// Which family a request path belongs to; `None` for the simulator's control routes.
-    pub(crate) fn classify(path: &str) -> Option<Family> {
-        let family = match path {
-            p if p.starts_with("/_sim/files/") || p.starts_with("/mj/image/") => Family::Files,
-            p if p.starts_with("/_sim/") || p == "/_sim" => return None,
-            "/v1/chat/completions" | "/v1/responses" | "/v1/messages" => Family::Chat,
-            "/v1/models" => Family::Models,
-            "/v1/embeddings" => Family::Embeddings,
-            p if p.starts_with("/v1/images/") => Family::Images,
-            p if p.starts_with("/v1/audio/") => Family::Audio,
-            p if p == "/v1/videos" || p.starts_with("/v1/videos/") => Family::Videos,
-            p if p.starts_with("/suno/") => Family::Suno,
-            p if p.starts_with("/kling/") => Family::Kling,
-            p if p.starts_with("/mj/") => Family::Midjourney,
-            "/user/quota" => Family::Balance,
-            _ => Family::Other,
-        };
-        Some(family)
-    }
-}
+pub(crate) use super::stats::Family;
+use super::stats::Stats;
 
 /// Where a task is in its life. The fractions of `task_time` spent in each phase are
 /// fixed so that every family's intermediate states are observable by polling.
@@ -191,30 +114,6 @@ pub(crate) struct NewTask<'a> {
     pub(crate) waiting: bool,
 }
 
-#[derive(Debug, Default, Clone)]
-struct FamilyStats {
-    requests: u64,
-    submits: u64,
-    concurrent: u64,
-    max_concurrent_requests: u64,
-    max_tasks_alive: u64,
-}
-
-struct TaskRecord {
-    id: String,
-    family: Family,
-    route: String,
-    submitted_ms: u64,
-    ends: Instant,
-}
-
-#[derive(Default)]
-struct Stats {
-    families: BTreeMap<Family, FamilyStats>,
-    tasks: Vec<TaskRecord>,
-    faults: BTreeMap<&'static str, u64>,
-}
-
 #[derive(Default)]
 struct Inner {
     tasks: HashMap<String, Task>,
@@ -266,22 +165,10 @@ impl Sim {
             params: new.params,
         };
         let mut inner = self.lock();
-        let stats = &mut inner.stats;
-        stats.tasks.push(TaskRecord {
-            id: new.id.clone(),
-            family: new.family,
-            route: new.route.to_owned(),
-            submitted_ms: ms,
-            ends: now + self.config.task_time,
-        });
-        let alive = stats
-            .tasks
-            .iter()
-            .filter(|t| t.family == new.family && t.ends > now)
-            .count();
-        let family = stats.families.entry(new.family).or_default();
-        family.submits += 1;
-        family.max_tasks_alive = family.max_tasks_alive.max(alive as u64);
+        let ends = now + self.config.task_time;
+        inner
+            .stats
+            .record_submit(&new.id, new.family, new.route, ms, now, ends);
         inner.tasks.insert(new.id.clone(), task);
         new.id
     }
@@ -315,11 +202,7 @@ impl Sim {
 
     /// Counts a request and tracks concurrency until the guard drops.
     pub(crate) fn begin_request(&self, family: Family) -> RequestGuard<'_> {
-        let mut inner = self.lock();
-        let stats = inner.stats.families.entry(family).or_default();
-        stats.requests += 1;
-        stats.concurrent += 1;
-        stats.max_concurrent_requests = stats.max_concurrent_requests.max(stats.concurrent);
+        self.lock().stats.begin_request(family);
         RequestGuard { sim: self, family }
     }
 
@@ -346,7 +229,7 @@ impl Sim {
     }
 
     pub(crate) fn count_fault(&self, kind: &'static str) {
-        *self.lock().stats.faults.entry(kind).or_default() += 1;
+        self.lock().stats.count_fault(kind);
     }
 
     /// Clears statistics and fault counters; tasks stay pollable.
@@ -359,40 +242,7 @@ impl Sim {
     }
 
     pub(crate) fn stats_json(&self) -> Value {
-        let inner = self.lock();
-        let stats = &inner.stats;
-        let families: serde_json::Map<String, Value> = Family::ALL
-            .iter()
-            .map(|&family| {
-                let s = stats.families.get(&family).cloned().unwrap_or_default();
-                let max_in_flight = if family.has_tasks() {
-                    s.max_tasks_alive
-                } else {
-                    s.max_concurrent_requests
-                };
-                let value = json!({
-                    "requests": s.requests,
-                    "submits": s.submits,
-                    "max_in_flight": max_in_flight,
-                    "max_concurrent_requests": s.max_concurrent_requests,
-                });
-                (family.name().to_owned(), value)
-            })
-            .collect();
-        let tasks: Vec<Value> = stats
-            .tasks
-            .iter()
-            .map(|t| {
-                json!({"id": t.id, "family": t.family.name(), "route": t.route,
-                       "submitted_ms": t.submitted_ms})
-            })
-            .collect();
-        json!({
-            "requests": families.values().map(|f| f["requests"].as_u64().unwrap_or(0)).sum::<u64>(),
-            "families": families,
-            "tasks": tasks,
-            "faults": stats.faults,
-        })
+        self.lock().stats.to_json()
     }
 }
 
@@ -403,11 +253,7 @@ pub(crate) struct RequestGuard<'a> {
 
 impl Drop for RequestGuard<'_> {
     fn drop(&mut self) {
-        let mut inner = self.sim.lock();
-        if let Some(stats) = inner.stats.families.get_mut(&self.family) {
-            // A reset while the request ran may have zeroed it already.
-            stats.concurrent = stats.concurrent.saturating_sub(1);
-        }
+        self.sim.lock().stats.end_request(self.family);
     }
 }
 
@@ -456,19 +302,6 @@ mod tests {
             last = p;
         }
         assert_eq!(last, 100);
-    }
-
-    #[test]
-    fn paths_map_to_families_and_control_routes_to_none() {
-        assert_eq!(Family::classify("/v1/chat/completions"), Some(Family::Chat));
-        assert_eq!(Family::classify("/suno/fetch/abc"), Some(Family::Suno));
-        assert_eq!(Family::classify("/mj/image/1"), Some(Family::Files));
-        assert_eq!(
-            Family::classify("/_sim/files/x/video.mp4"),
-            Some(Family::Files)
-        );
-        assert_eq!(Family::classify("/_sim/stats"), None);
-        assert_eq!(Family::classify("/v1/videos/task_1"), Some(Family::Videos));
     }
 
     #[test]
