@@ -9,6 +9,7 @@ pub mod engine;
 pub mod model;
 pub mod plan;
 pub mod report;
+pub mod sim;
 pub mod source;
 pub mod steps;
 pub mod store;

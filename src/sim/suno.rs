@@ -1,0 +1,247 @@
+//! Suno: `POST /suno/submit/music` (two clips per task), `POST /suno/submit/lyrics`,
+//! `GET /suno/fetch/{id}` and `POST /suno/fetch`. Envelope `{"code","message","data"}`,
+//! success when `code == "success"`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use jiff::Timestamp;
+use serde_json::{json, Map, Value};
+
+use super::files::{file_url, SONG_SECONDS};
+use super::http::{base_url, json_object, json_response, str_field, uuid};
+use super::state::{Family, NewTask, Phase, Sim, Task};
+use super::text;
+
+fn success(data: Value) -> Response {
+    json_response(
+        StatusCode::OK,
+        json!({"code": "success", "message": "", "data": data}),
+    )
+}
+
+/// Suno's error envelope: `code` other than "success", `data` null.
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    json_response(
+        status,
+        json!({"code": code, "message": message, "data": null}),
+    )
+}
+
+fn body(bytes: &[u8]) -> Result<Map<String, Value>, Response> {
+    json_object(bytes).map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_request", &e))
+}
+
+/// `POST /suno/submit/music`: needs some prompt (lyrics, description or style).
+pub(crate) async fn submit_music(
+    State(sim): State<Arc<Sim>>,
+    bytes: Bytes,
+) -> Result<Response, Response> {
+    let body = body(&bytes)?;
+    let (prompt, description) = (
+        str_field(&body, "prompt"),
+        str_field(&body, "gpt_description_prompt"),
+    );
+    let tags = str_field(&body, "tags");
+    if prompt.is_empty() && description.is_empty() && tags.is_empty() {
+        let message = "prompt, gpt_description_prompt or tags is required";
+        return Err(error(StatusCode::BAD_REQUEST, "invalid_request", message));
+    }
+    let mv = match str_field(&body, "mv") {
+        "" => "chirp-auk",
+        mv => mv,
+    };
+    let seed = if description.is_empty() {
+        prompt
+    } else {
+        description
+    };
+    let title = match str_field(&body, "title") {
+        "" => text::title(seed),
+        title => title.to_owned(),
+    };
+    let lyrics = match body.get("make_instrumental").and_then(Value::as_bool) {
+        Some(true) => "[Instrumental]".to_owned(),
+        _ if !prompt.is_empty() => prompt.to_owned(),
+        _ => text::lyrics(seed),
+    };
+    let clips = [uuid(), uuid()];
+    for clip in &clips {
+        sim.register_file(clip);
+    }
+    let params = json!({"action": "MUSIC", "mv": mv, "title": title, "tags": tags,
+                        "prompt": lyrics, "gpt_description_prompt": description,
+                        "notify_hook": str_field(&body, "notify_hook"), "clips": clips});
+    let id = sim.submit(NewTask {
+        id: uuid(),
+        family: Family::Suno,
+        route: "/suno/submit/music",
+        prompt: &format!("{prompt} {description} {tags}"),
+        params,
+        waiting: false,
+    });
+    Ok(success(json!(id)))
+}
+
+/// `POST /suno/submit/lyrics`: `{"prompt"}` to lyrics text and a title.
+pub(crate) async fn submit_lyrics(
+    State(sim): State<Arc<Sim>>,
+    bytes: Bytes,
+) -> Result<Response, Response> {
+    let body = body(&bytes)?;
+    let prompt = str_field(&body, "prompt");
+    if prompt.is_empty() {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "prompt is required",
+        ));
+    }
+    let params = json!({"action": "LYRICS", "title": text::title(prompt), "text": text::lyrics(prompt),
+                        "notify_hook": str_field(&body, "notify_hook")});
+    let id = sim.submit(NewTask {
+        id: uuid(),
+        family: Family::Suno,
+        route: "/suno/submit/lyrics",
+        prompt,
+        params,
+        waiting: false,
+    });
+    Ok(success(json!(id)))
+}
+
+fn task_status(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Waiting | Phase::NotStart => "NOT_START",
+        Phase::Submitted => "SUBMITTED",
+        Phase::Queued => "QUEUED",
+        Phase::Running(_) => "IN_PROGRESS",
+        Phase::Succeeded => "SUCCESS",
+        Phase::Failed => "FAILURE",
+    }
+}
+
+fn iso(ms: u64) -> String {
+    Timestamp::from_millisecond(ms as i64)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// One clip as Suno reports it: URLs are only final once `status` is "complete".
+fn clip(task: &Task, base: &str, id: &str, phase: Phase) -> Value {
+    let p = &task.params;
+    let status = match phase {
+        Phase::Waiting | Phase::NotStart | Phase::Submitted => "submitted",
+        Phase::Queued => "queued",
+        Phase::Running(_) => "streaming",
+        Phase::Succeeded => "complete",
+        Phase::Failed => "error",
+    };
+    let (audio, video, image, duration) = match phase {
+        Phase::Running(_) => (
+            file_url(base, id, "stream.mp3"),
+            String::new(),
+            file_url(base, id, "image.png"),
+            Value::Null,
+        ),
+        Phase::Succeeded => (
+            file_url(base, id, "audio.mp3"),
+            file_url(base, id, "video.mp4"),
+            file_url(base, id, "image.png"),
+            json!(SONG_SECONDS),
+        ),
+        _ => (String::new(), String::new(), String::new(), Value::Null),
+    };
+    let (error_type, error_message) = match (&task.failure, phase) {
+        (Some(reason), Phase::Failed) => (json!("content_moderation"), json!(reason)),
+        _ => (Value::Null, Value::Null),
+    };
+    json!({
+        "id": id, "status": status, "title": p["title"], "model_name": p["mv"],
+        "audio_url": audio, "video_url": video, "image_url": image,
+        "image_large_url": if image.is_empty() { String::new() } else { file_url(base, id, "image_large.png") },
+        "created_at": iso(task.submitted_ms),
+        "metadata": {"tags": p["tags"], "prompt": p["prompt"],
+                     "gpt_description_prompt": p["gpt_description_prompt"], "type": "gen",
+                     "duration": duration, "error_type": error_type, "error_message": error_message},
+    })
+}
+
+/// The task object of `GET /suno/fetch/{id}` (and each element of the batch answer).
+fn render(task: &Task, base: &str) -> Value {
+    let phase = task.phase();
+    let p = &task.params;
+    let action = p["action"].as_str().unwrap_or("MUSIC");
+    let data = if action == "LYRICS" {
+        let done = phase == Phase::Succeeded;
+        let status = match phase {
+            Phase::Succeeded => "complete",
+            Phase::Failed => "error",
+            _ => "running",
+        };
+        json!({"id": task.id, "status": status,
+               "text": if done { p["text"].clone() } else { json!("") },
+               "title": if done { p["title"].clone() } else { json!("") }})
+    } else {
+        let clips = p["clips"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let ids = clips.iter().filter_map(Value::as_str);
+        json!(ids
+            .map(|id| clip(task, base, id, phase))
+            .collect::<Vec<_>>())
+    };
+    json!({
+        "task_id": task.id, "notify_hook": p["notify_hook"], "action": action,
+        "status": task_status(phase),
+        "fail_reason": if phase == Phase::Failed { task.failure.clone().unwrap_or_default() } else { String::new() },
+        "submit_time": task.submitted_ms / 1000, "start_time": task.start_ms() / 1000,
+        "finish_time": task.finish_ms() / 1000, "progress": format!("{}%", phase.progress()),
+        "data": data,
+    })
+}
+
+fn suno_task(sim: &Sim, id: &str) -> Option<Task> {
+    sim.task(id).filter(|t| t.family == Family::Suno)
+}
+
+/// `GET /suno/fetch/{id}`; an unknown id is a 404 with `code: "task_not_exist"`.
+pub(crate) async fn fetch(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    match suno_task(&sim, &id) {
+        Some(task) => success(render(&task, &base_url(&headers, &sim))),
+        None => error(StatusCode::NOT_FOUND, "task_not_exist", "task_not_exist"),
+    }
+}
+
+/// `POST /suno/fetch` `{"ids":[…],"action":"MUSIC"|"LYRICS"}`: known ids, in request order.
+pub(crate) async fn fetch_batch(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, Response> {
+    let body = body(&bytes)?;
+    if !matches!(str_field(&body, "action"), "MUSIC" | "LYRICS") {
+        let message = "action is required: MUSIC or LYRICS";
+        return Err(error(StatusCode::BAD_REQUEST, "invalid_request", message));
+    }
+    let Some(ids) = body.get("ids").and_then(Value::as_array) else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "ids is required",
+        ));
+    };
+    let base = base_url(&headers, &sim);
+    let tasks: Vec<Value> = ids
+        .iter()
+        .filter_map(Value::as_str)
+        .filter_map(|id| suno_task(&sim, id))
+        .map(|task| render(&task, &base))
+        .collect();
+    Ok(success(json!(tasks)))
+}

@@ -1,0 +1,8 @@
+//! One integration test binary: every test drives the real `cometflow` binary.
+
+mod harness;
+
+mod errors;
+mod examples;
+mod run;
+mod shell;
