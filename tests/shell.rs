@@ -1,0 +1,98 @@
+//! Shell steps: values from templates are data, never shell code.
+
+use crate::harness::Test;
+
+#[test]
+fn a_value_holding_shell_syntax_is_printed_not_run() {
+    let nasty = r#"$(touch pwned) `touch pwned2` "quoted" 'single' ; touch pwned3 && $HOME"#;
+    let t = Test::new()
+        .pipeline(
+            r#"name: inject
+inputs:
+  text: { default: "" }
+steps:
+  model:
+    uses: value
+    with: { text: "{{ inputs.text }}" }
+  echo_double:
+    run: echo "{{ steps.model.outputs.text }}"
+  echo_bare:
+    run: echo {{ steps.model.outputs.text }}
+  heredoc:
+    run: |
+      cat <<EOF
+      {{ steps.model.outputs.text }}
+      EOF
+"#,
+        )
+        .args(&["run", "pipeline.yaml", "--json", "-i", &format!("text={nasty}")]);
+    let out = t.expect(0).json();
+    for step in ["echo_double", "echo_bare", "heredoc"] {
+        assert_eq!(out["steps"][step]["outputs"]["stdout"], nasty, "{step}");
+    }
+    for f in ["pwned", "pwned2", "pwned3"] {
+        assert!(!t.path().join(f).exists(), "`{f}` was created: a value ran as code");
+    }
+}
+
+#[test]
+fn inside_single_quotes_a_value_is_not_expanded() {
+    let t = Test::new()
+        .pipeline("name: q\nsteps:\n  a: { run: \"echo '{{ run.id }}'\" }\n")
+        .args(&["run", "pipeline.yaml", "--json"]);
+    let out = t.expect(0).json();
+    assert_eq!(out["steps"]["a"]["outputs"]["stdout"], "${CF_1}");
+}
+
+#[test]
+fn lines_appended_to_cometflow_output_become_outputs() {
+    let t = Test::new()
+        .pipeline(
+            r#"name: out
+steps:
+  measure:
+    run: |
+      echo "width=640" >> "$COMETFLOW_OUTPUT"
+      { echo "notes<<END"; echo "line one"; echo "line two"; echo "END"; } >> "$COMETFLOW_OUTPUT"
+  use:
+    uses: value
+    with: { w: "{{ steps.measure.outputs.width }}", n: "{{ steps.measure.outputs.notes }}" }
+"#,
+        )
+        .args(&["run", "pipeline.yaml", "--json"]);
+    let out = t.expect(0).json();
+    assert_eq!(out["steps"]["use"]["outputs"]["w"], "640");
+    assert_eq!(out["steps"]["use"]["outputs"]["n"], "line one\nline two");
+}
+
+#[test]
+fn env_and_cwd_are_honoured_and_the_api_key_is_withheld() {
+    let t = Test::new()
+        .file("sub/data.txt", "from sub\n")
+        .pipeline(
+            r#"name: env
+steps:
+  a:
+    uses: shell
+    with:
+      run: 'cat data.txt; echo "$GREETING"; echo "key=${COMETAPI_KEY:-none}"'
+      cwd: sub
+      env: { GREETING: "hi {{ run.id | length > 0 }}" }
+"#,
+        )
+        .env("COMETAPI_KEY", "sk-secret-test-key")
+        .args(&["run", "pipeline.yaml", "--json"]);
+    let out = t.expect(0);
+    assert_eq!(out.json()["steps"]["a"]["outputs"]["stdout"], "from sub\nhi true\nkey=none");
+    assert!(!out.stdout.contains("sk-secret") && !out.stderr.contains("sk-secret"));
+}
+
+#[test]
+fn stdout_and_stderr_stream_to_the_log() {
+    let t = Test::new()
+        .pipeline("name: log\nsteps:\n  talk: { run: 'echo to-out; echo to-err >&2' }\n")
+        .args(&["run", "pipeline.yaml"]);
+    let out = t.expect(0);
+    assert!(out.stderr.contains("talk │ to-out"), "{}", out.stderr);
+    assert!(out.stderr.contains("talk │ to-err"), "{}", out.stderr);
+}
