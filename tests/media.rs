@@ -494,3 +494,49 @@ fn fit_parses_from_its_documented_names_with_a_helpful_error() {
         "{err}"
     );
 }
+
+#[test]
+fn clips_of_one_size_with_different_sps_are_reencoded_not_remuxed() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("refs4.mp4");
+    let made = tool("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x180:rate=24:duration=1",
+        ])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "medium",
+            "-refs",
+            "4",
+            "-profile:v",
+            "main",
+            "-bf",
+            "3",
+            "-crf",
+            "40",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let clips = [fixture("clip_a.mp4"), other.clone()];
+    let output = dir.path().join("j.mp4");
+    let err = media::concat_with(&clips, &output, &no_ffmpeg()).unwrap_err();
+    assert!(
+        err.to_string().contains("different SPS/PPS") && err.path() == other,
+        "{err}"
+    );
+
+    let out = media::concat(&clips, &output).unwrap();
+    assert_eq!(out.method, Method::Ffmpeg);
+    check_output(&out, &["h264"], 3.0);
+}

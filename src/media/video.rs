@@ -39,7 +39,8 @@ fn name(p: &Path) -> String {
     p.display().to_string()
 }
 
-/// The clips' video tracks, if they can be joined by remuxing. Errors that
+/// The clips' video tracks, if they can be joined by remuxing (same size and
+/// identical SPS/PPS, as clips from one generator are). Errors that
 /// re-encoding would fix are `Unsupported`/`Incompatible` (see `needs_ffmpeg`).
 pub(crate) fn check(clips: &[Mp4]) -> Result<Vec<&Track>, MediaError> {
     let mut tracks = Vec::with_capacity(clips.len());
@@ -89,14 +90,14 @@ pub(crate) fn check(clips: &[Mp4]) -> Result<Vec<&Track>, MediaError> {
                 hint: "use clips of one size".into(),
             });
         }
-        // avcC byte 1 is the H.264 profile. Different SPS/PPS of one profile
-        // and size are fine: each gets its own sample description.
-        let profile = |t: &Track| t.avcc.as_ref().and_then(|a| a.get(1).copied());
-        if profile(t) != profile(first) {
+        // Decoders (ffmpeg's included) do not reliably switch SPS/PPS between
+        // sample descriptions mid-track, so differing parameter sets need a
+        // re-encode rather than a second avc1 entry.
+        if t.avcc != first.avcc {
             return Err(MediaError::Incompatible {
                 path: c.path.clone(),
                 reason: format!(
-                    "clips differ in H.264 profile ({} and {})",
+                    "clips were encoded with different H.264 settings ({} and {} have different SPS/PPS)",
                     name(a),
                     name(&c.path)
                 ),
