@@ -244,6 +244,7 @@ pub(crate) fn join_clip_audio(clips: &[mp4read::Mp4]) -> Result<Option<OutTrack>
     }
     // Checked just above: every clip has an audio track.
     let tracks: Vec<&mp4read::Track> = tracks.into_iter().flatten().collect();
+    // Non-empty: an empty clip list returned early (all tracks absent).
     let first = tracks[0];
     for (t, c) in tracks.iter().zip(clips) {
         let remuxable = t.audio.as_ref().is_some_and(|a| esds::remuxable(a.oti));

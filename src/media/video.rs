@@ -73,7 +73,11 @@ pub(crate) fn check(clips: &[Mp4]) -> Result<Vec<&Track>, MediaError> {
         }
         tracks.push(t);
     }
-    let (first, a) = (tracks[0], &clips[0].path);
+    // merge_with/concat_with refuse an empty clip list before getting here.
+    let Some(&first) = tracks.first() else {
+        return Ok(tracks);
+    };
+    let a = &clips[0].path;
     for (t, c) in tracks.iter().zip(clips).skip(1) {
         if (t.width, t.height) != (first.width, first.height) {
             return Err(MediaError::Incompatible {
@@ -135,6 +139,8 @@ fn rescale(v: i64, from: u32, to: u32) -> i64 {
 /// `looping`, the clips repeat until `cut`; with `cut`, presentation ends
 /// there and the samples after the last frame shown are dropped.
 pub(crate) fn build(tracks: &[&Track], cut_secs: Option<f64>, looping: bool) -> OutTrack {
+    // Precondition: at least one clip (merge_with/concat_with check it).
+    debug_assert!(!tracks.is_empty());
     let ts = tracks[0].timescale;
     let shifts: Vec<i64> = tracks
         .iter()
