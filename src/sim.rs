@@ -84,10 +84,7 @@ fn router(sim: Arc<Sim>) -> Router {
         .route("/_sim/stats", get(control::stats))
         .route("/_sim/reset", post(control::reset))
         .fallback(control::not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            sim.clone(),
-            faults::gate,
-        ))
+        .layer(axum::middleware::from_fn_with_state(sim.clone(), faults::gate))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(sim)
 }
@@ -100,18 +97,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     // A wildcard bind is still reached through loopback from this machine.
-    let host = if addr.ip().is_unspecified() {
-        Ipv4Addr::LOCALHOST.into()
-    } else {
-        addr.ip()
-    };
-    let sim = Arc::new(Sim::new(
-        config,
-        format!("http://{}", SocketAddr::new(host, addr.port())),
-    ));
-    axum::serve(listener, router(sim))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let host = if addr.ip().is_unspecified() { Ipv4Addr::LOCALHOST.into() } else { addr.ip() };
+    let sim = Arc::new(Sim::new(config, format!("http://{}", SocketAddr::new(host, addr.port()))));
+    axum::serve(listener, router(sim)).with_graceful_shutdown(shutdown).await
 }
 
 /// A simulator running in this process; stops when dropped or on [`SimHandle::shutdown`].
@@ -154,11 +142,7 @@ pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
         // A dropped sender also means stop.
         let _ = stopped.await;
     }));
-    Ok(SimHandle {
-        base_url,
-        stop: Some(stop),
-        task: Some(task),
-    })
+    Ok(SimHandle { base_url, stop: Some(stop), task: Some(task) })
 }
 
 /// `cometflow sim`: serve on `127.0.0.1:PORT` until Ctrl-C.

@@ -5,6 +5,7 @@
 //! `KindSpec`, which `validate` checks generically (required, type, allowed values) and
 //! which `kinds`/`schema` print, so docs and checks cannot drift apart.
 
+pub mod media;
 pub mod shell;
 pub mod value;
 
@@ -286,6 +287,8 @@ impl Registry {
         let mut r = Registry::default();
         r.add(Arc::new(value::Value::new()));
         r.add(Arc::new(shell::Shell::new()));
+        r.add(Arc::new(media::Merge::new()));
+        r.add(Arc::new(media::Concat::new()));
         r
     }
 

@@ -4,5 +4,7 @@ mod harness;
 
 mod errors;
 mod examples;
+mod media;
 mod run;
 mod shell;
+mod sim;

@@ -44,7 +44,8 @@ steps:
     let out = t.expect(0);
     let steps = &out.json()["steps"];
     let (a, b) = (&steps["a"], &steps["b"]);
-    let overlap = a["started_at"].as_str() < b["finished_at"].as_str() && b["started_at"].as_str() < a["finished_at"].as_str();
+    let overlap = a["started_at"].as_str() < b["finished_at"].as_str()
+        && b["started_at"].as_str() < a["finished_at"].as_str();
     assert!(!overlap, "with --concurrency 1 the steps overlapped: {steps}");
 }
 
@@ -227,9 +228,11 @@ steps:
 
 #[test]
 fn a_step_that_outlives_its_timeout_fails() {
-    let t = Test::new()
-        .pipeline("name: slow\nsteps:\n  nap: { run: sleep 10, timeout: 200ms }\n")
-        .args(&["run", "pipeline.yaml", "--json"]);
+    let t = Test::new().pipeline("name: slow\nsteps:\n  nap: { run: sleep 10, timeout: 200ms }\n").args(&[
+        "run",
+        "pipeline.yaml",
+        "--json",
+    ]);
     let started = std::time::Instant::now();
     let out = t.expect(1).json();
     assert!(started.elapsed().as_secs() < 5);
@@ -245,14 +248,17 @@ fn the_run_directory_holds_a_folder_per_step_and_run_json() {
     let run_dir = std::path::PathBuf::from(out["run_dir"].as_str().unwrap());
     assert!(run_dir.starts_with(t.state_dir().join("runs")), "{run_dir:?}");
     assert_eq!(std::fs::read_to_string(run_dir.join("write/out.txt")).unwrap(), "hi\n");
-    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(run_dir.join("run.json")).unwrap()).unwrap();
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("run.json")).unwrap()).unwrap();
     assert_eq!(saved["run_id"], out["run_id"]);
 }
 
 #[test]
 fn dry_run_prints_the_plan_and_runs_nothing() {
     let t = Test::new()
-        .pipeline("name: dry\nsteps:\n  touch: { run: touch touched }\n  after: { run: 'true', needs: touch }\n")
+        .pipeline(
+            "name: dry\nsteps:\n  touch: { run: touch touched }\n  after: { run: 'true', needs: touch }\n",
+        )
         .args(&["run", "pipeline.yaml", "--dry-run"]);
     let out = t.expect(0);
     assert!(out.stdout.contains("after  shell  <- touch"), "{}", out.stdout);
@@ -265,7 +271,12 @@ fn ctrl_c_cancels_running_steps_kills_their_processes_and_exits_130() {
     let t = Test::new()
         .pipeline("name: long\nsteps:\n  nap: { run: 'echo $$ > pid; sleep 30' }\n  later: { run: 'true', needs: nap }\n")
         .args(&["run", "pipeline.yaml", "--json"]);
-    let mut child = t.command().stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let child = t
+        .command()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let pid_file = t.path().join("pid");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !pid_file.exists() || std::fs::read_to_string(&pid_file).unwrap().trim().is_empty() {

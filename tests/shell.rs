@@ -37,9 +37,11 @@ steps:
 
 #[test]
 fn inside_single_quotes_a_value_is_not_expanded() {
-    let t = Test::new()
-        .pipeline("name: q\nsteps:\n  a: { run: \"echo '{{ run.id }}'\" }\n")
-        .args(&["run", "pipeline.yaml", "--json"]);
+    let t = Test::new().pipeline("name: q\nsteps:\n  a: { run: \"echo '{{ run.id }}'\" }\n").args(&[
+        "run",
+        "pipeline.yaml",
+        "--json",
+    ]);
     let out = t.expect(0).json();
     assert_eq!(out["steps"]["a"]["outputs"]["stdout"], "${CF_1}");
 }
@@ -83,7 +85,7 @@ steps:
         .env("COMETAPI_KEY", "sk-secret-test-key")
         .args(&["run", "pipeline.yaml", "--json"]);
     let out = t.expect(0);
-    assert_eq!(out.json()["steps"]["a"]["outputs"]["stdout"], "from sub\nhi true\nkey=none");
+    assert_eq!(out.json()["steps"]["a"]["outputs"]["stdout"], "from sub\nhi True\nkey=none");
     assert!(!out.stdout.contains("sk-secret") && !out.stderr.contains("sk-secret"));
 }
 

@@ -21,6 +21,8 @@ struct Outcome {
     outputs: Json,
     error: Option<String>,
     attempts: u32,
+    /// When the first attempt got its slot: waiting for a slot is not running.
+    started: Option<(Timestamp, Instant)>,
 }
 
 impl Outcome {
@@ -30,23 +32,32 @@ impl Outcome {
             outputs: Json::Object(Default::default()),
             error: Some(message),
             attempts: 0,
+            started: None,
         }
+    }
+
+    fn at(mut self, started: Option<(Timestamp, Instant)>) -> Self {
+        self.started = started;
+        self
     }
 }
 
 pub(super) async fn run_step(shared: &Shared, idx: StepIdx) -> StepRecord {
     let step = &shared.plan.pipeline.steps[idx];
-    let started_at = Timestamp::now();
-    let clock = Instant::now();
     let outcome = run(shared, idx, step).await;
+    let finished_at = Timestamp::now();
+    let (started_at, clock) = match outcome.started {
+        Some((at, clock)) => (Some(at), clock.elapsed()),
+        None => (None, Duration::ZERO),
+    };
     StepRecord {
         status: outcome.status,
         kind: step.uses.clone(),
         attempts: outcome.attempts,
         cached: false,
-        started_at: Some(started_at),
-        finished_at: Some(Timestamp::now()),
-        duration_ms: clock.elapsed(),
+        started_at: started_at.or(Some(finished_at)),
+        finished_at: Some(finished_at),
+        duration_ms: clock,
         outputs: outcome.outputs,
         error: outcome.error,
     }
@@ -76,6 +87,7 @@ async fn run(shared: &Shared, idx: StepIdx, step: &Step) -> Outcome {
     });
     let results = join_all(units).await;
     let attempts = results.iter().map(|o| o.attempts).max().unwrap_or(0);
+    let started = results.iter().filter_map(|o| o.started).min_by_key(|(_, clock)| *clock);
     let failures: Vec<String> = results
         .iter()
         .enumerate()
@@ -95,6 +107,7 @@ async fn run(shared: &Shared, idx: StepIdx, step: &Step) -> Outcome {
         outputs: Json::Array(results.into_iter().map(|o| o.outputs).collect()),
         error: (!failures.is_empty()).then(|| failures.join("; ")),
         attempts,
+        started,
     }
 }
 
@@ -104,6 +117,7 @@ fn skipped(reason: &str) -> Outcome {
         outputs: Json::Object(Default::default()),
         error: Some(reason.into()),
         attempts: 0,
+        started: None,
     }
 }
 
@@ -114,7 +128,7 @@ async fn run_unit(shared: &Shared, idx: StepIdx, step: &Step, item: Option<usize
         Err(e) => return Outcome::failed(format!("with.{e}")),
     };
     let family = shared.families.get(step.family());
-    let mut started = false;
+    let mut started = None;
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -125,10 +139,10 @@ async fn run_unit(shared: &Shared, idx: StepIdx, step: &Step, item: Option<usize
                 let slot = shared.slots.clone().acquire_owned().await.ok();
                 (family_permit, slot)
             } => p,
-            _ = shared.cancel.cancelled() => return cancelled(attempt - 1),
+            _ = shared.cancel.cancelled() => return cancelled(attempt - 1).at(started),
         };
-        if !started {
-            started = true;
+        if started.is_none() {
+            started = Some((Timestamp::now(), Instant::now()));
             let _ = shared.events.send(Event::Started { step: idx, item });
         }
         let ctx = StepCtx {
@@ -155,7 +169,13 @@ async fn run_unit(shared: &Shared, idx: StepIdx, step: &Step, item: Option<usize
         drop(permits);
         let err = match result {
             Ok(outputs) => {
-                return Outcome { status: Status::Succeeded, outputs, error: None, attempts: attempt }
+                return Outcome {
+                    status: Status::Succeeded,
+                    outputs,
+                    error: None,
+                    attempts: attempt,
+                    started,
+                };
             }
             Err(Attempt::Cancelled) => return cancelled(attempt),
             Err(Attempt::Failed(e)) => e,
@@ -164,13 +184,19 @@ async fn run_unit(shared: &Shared, idx: StepIdx, step: &Step, item: Option<usize
             let outputs = err.outputs.unwrap_or_else(|| Json::Object(Default::default()));
             let message =
                 if attempt > 1 { format!("{} (after {attempt} attempts)", err.message) } else { err.message };
-            return Outcome { status: Status::Failed, outputs, error: Some(message), attempts: attempt };
+            return Outcome {
+                status: Status::Failed,
+                outputs,
+                error: Some(message),
+                attempts: attempt,
+                started,
+            };
         }
         let delay = step.retry.delay(attempt);
         let _ = shared.events.send(Event::Retrying { step: idx, item, attempt, delay, error: err.message });
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = shared.cancel.cancelled() => return cancelled(attempt),
+            _ = shared.cancel.cancelled() => return cancelled(attempt).at(started),
         }
     }
 }
@@ -207,6 +233,7 @@ fn cancelled(attempts: u32) -> Outcome {
         outputs: Json::Object(Default::default()),
         error: Some("cancelled".into()),
         attempts,
+        started: None,
     }
 }
 

@@ -114,21 +114,16 @@ impl FromStr for SimConfig {
                 )));
             };
             let (key, value) = (key.trim(), value.trim());
-            let bad =
-                |why: String| SimSpecError(format!("simulator setting `{key}={value}`: {why}"));
+            let bad = |why: String| SimSpecError(format!("simulator setting `{key}={value}`: {why}"));
             let faults = &mut config.faults;
             match key {
                 "task_time" => config.task_time = parse_duration(value).map_err(bad)?,
                 "latency" => config.latency = parse_duration(value).map_err(bad)?,
                 "rate_limit_every" => faults.rate_limit_every = parse_count(value).map_err(bad)?,
                 "retry_after" => faults.retry_after = parse_seconds(value).map_err(bad)?,
-                "server_error_every" => {
-                    faults.server_error_every = parse_count(value).map_err(bad)?
-                }
+                "server_error_every" => faults.server_error_every = parse_count(value).map_err(bad)?,
                 "malformed_every" => faults.malformed_every = parse_count(value).map_err(bad)?,
-                "truncate_downloads" => {
-                    faults.truncate_downloads = parse_count(value).map_err(bad)?
-                }
+                "truncate_downloads" => faults.truncate_downloads = parse_count(value).map_err(bad)?,
                 "fail_tasks" => faults.fail_tasks = parse_bool(value).map_err(bad)?,
                 "fail_reason" => faults.fail_reason = value.to_owned(),
                 "key" => config.key = (!value.is_empty()).then(|| value.to_owned()),
@@ -148,10 +143,7 @@ fn unknown_key(key: &str) -> SimSpecError {
         .filter(|(score, _)| *score > 0.8)
         .map(|(_, k)| format!(" (did you mean `{k}`?)"))
         .unwrap_or_default();
-    SimSpecError(format!(
-        "unknown simulator setting `{key}`{closest}; known settings: {}",
-        KEYS.join(", ")
-    ))
+    SimSpecError(format!("unknown simulator setting `{key}`{closest}; known settings: {}", KEYS.join(", ")))
 }
 
 /// Parses `500ms`, `2s`, `1.5s`, `1m` or `0`. A unit is required otherwise, because a
@@ -165,31 +157,24 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .ok_or_else(|| format!("`{text}` needs a unit, e.g. `{text}ms` or `{text}s`"))?;
     let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 500ms, 2s or 1m"))?;
+    let number: f64 =
+        number.parse().map_err(|_| format!("`{text}` is not a duration like 500ms, 2s or 1m"))?;
     let seconds = match unit.trim() {
         "ms" => number / 1000.0,
         "s" => number,
         "m" => number * 60.0,
-        other => {
-            return Err(format!(
-                "unknown unit `{other}` in `{text}`; use ms, s or m"
-            ))
-        }
+        other => return Err(format!("unknown unit `{other}` in `{text}`; use ms, s or m")),
     };
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
 }
 
 fn parse_count(text: &str) -> Result<u64, String> {
-    text.parse()
-        .map_err(|_| format!("`{text}` is not a whole number (0 turns the fault off)"))
+    text.parse().map_err(|_| format!("`{text}` is not a whole number (0 turns the fault off)"))
 }
 
 /// `Retry-After` is whole seconds; accept `2` and `2s` alike.
 fn parse_seconds(text: &str) -> Result<u64, String> {
-    text.parse::<u64>()
-        .or_else(|_| parse_duration(text).map(|d| d.as_secs()))
+    text.parse::<u64>().or_else(|_| parse_duration(text).map(|d| d.as_secs()))
 }
 
 fn parse_bool(text: &str) -> Result<bool, String> {
@@ -301,10 +286,7 @@ mod tests {
         assert_eq!(c.latency, Duration::from_millis(5));
         assert_eq!(c.key.as_deref(), Some("sk-test"));
         let f = &c.faults;
-        assert_eq!(
-            (f.rate_limit_every, f.retry_after, f.server_error_every),
-            (3, 1, 4)
-        );
+        assert_eq!((f.rate_limit_every, f.retry_after, f.server_error_every), (3, 1, 4));
         assert_eq!((f.malformed_every, f.truncate_downloads), (5, 1));
         assert!(f.fail_tasks);
         assert_eq!(f.fail_reason, "nope");
@@ -324,29 +306,21 @@ mod tests {
     #[test]
     fn unknown_keys_are_named_with_a_suggestion() {
         let err = "task_tme=1s".parse::<SimConfig>().unwrap_err().to_string();
-        assert!(
-            err.contains("unknown simulator setting `task_tme`"),
-            "{err}"
-        );
+        assert!(err.contains("unknown simulator setting `task_tme`"), "{err}");
         assert!(err.contains("did you mean `task_time`"), "{err}");
         assert!(err.contains("known settings:"), "{err}");
     }
 
     #[test]
     fn bad_values_say_which_setting() {
-        let err = "rate_limit_every=often"
-            .parse::<SimConfig>()
-            .unwrap_err()
-            .to_string();
+        let err = "rate_limit_every=often".parse::<SimConfig>().unwrap_err().to_string();
         assert!(err.contains("rate_limit_every=often"), "{err}");
         assert!("fail_tasks=maybe".parse::<SimConfig>().is_err());
     }
 
     #[test]
     fn a_fail_reason_may_contain_commas_and_fail_tasks_may_be_bare() {
-        let c: SimConfig = "fail_tasks,fail_reason=flagged, sorry,task_time=1s"
-            .parse()
-            .unwrap();
+        let c: SimConfig = "fail_tasks,fail_reason=flagged, sorry,task_time=1s".parse().unwrap();
         assert!(c.faults.fail_tasks);
         assert_eq!(c.faults.fail_reason, "flagged, sorry");
         assert_eq!(c.task_time, Duration::from_secs(1));
@@ -354,9 +328,7 @@ mod tests {
 
     #[test]
     fn display_round_trips_everything_but_the_key() {
-        let c: SimConfig = "task_time=300ms,rate_limit_every=2,fail_tasks=true"
-            .parse()
-            .unwrap();
+        let c: SimConfig = "task_time=300ms,rate_limit_every=2,fail_tasks=true".parse().unwrap();
         let back: SimConfig = c.to_string().parse().unwrap();
         assert_eq!(back.task_time, c.task_time);
         assert_eq!(back.faults.rate_limit_every, 2);
@@ -373,24 +345,14 @@ mod tests {
     fn command_line_flags_become_a_config() {
         use clap::{CommandFactory, Parser};
         Cli::command().debug_assert();
-        let cli = Cli::try_parse_from([
-            "sim",
-            "--task-time",
-            "500ms",
-            "--fail-tasks",
-            "--key",
-            "sk-x",
-        ])
-        .unwrap();
+        let cli =
+            Cli::try_parse_from(["sim", "--task-time", "500ms", "--fail-tasks", "--key", "sk-x"]).unwrap();
         assert_eq!(cli.sim.port, 8765);
         let config = SimConfig::from(cli.sim);
         assert_eq!(config.task_time, Duration::from_millis(500));
         assert_eq!(config.key.as_deref(), Some("sk-x"));
         assert!(config.faults.fail_tasks);
         assert_eq!(config.faults.fail_reason, DEFAULT_FAIL_REASON);
-        assert!(
-            Cli::try_parse_from(["sim", "--latency", "5"]).is_err(),
-            "durations need a unit"
-        );
+        assert!(Cli::try_parse_from(["sim", "--latency", "5"]).is_err(), "durations need a unit");
     }
 }

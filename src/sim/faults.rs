@@ -57,9 +57,7 @@ fn injected_fault(sim: &Sim, n: u64, path: &str) -> Option<Response> {
             "rate_limit_exceeded",
             "rate limit exceeded, please retry later",
         );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, faults.retry_after.into());
+        response.headers_mut().insert(header::RETRY_AFTER, faults.retry_after.into());
         return Some(response);
     }
     if every(n, faults.server_error_every) {
@@ -74,11 +72,7 @@ fn injected_fault(sim: &Sim, n: u64, path: &str) -> Option<Response> {
             )
         } else {
             tracing::debug!(request = n, path, "sim fault: 503");
-            comet_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "",
-                "当前分组上游负载已饱和，请稍后再试",
-            )
+            comet_error(StatusCode::SERVICE_UNAVAILABLE, "", "当前分组上游负载已饱和，请稍后再试")
         };
         return Some(response);
     }

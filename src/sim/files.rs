@@ -25,9 +25,7 @@ pub(crate) fn file_url(base: &str, id: &str, name: &str) -> String {
 
 /// Which embedded asset a file name stands for, by extension.
 fn asset_for(name: &str) -> Option<(&'static [u8], &'static str)> {
-    let ext = name
-        .rsplit_once('.')
-        .map(|(_, ext)| ext.to_ascii_lowercase())?;
+    let ext = name.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase())?;
     match ext.as_str() {
         "mp4" => Some((CLIP_MP4, "video/mp4")),
         "mp3" => Some((SONG_MP3, "audio/mpeg")),
@@ -42,12 +40,9 @@ pub(crate) async fn download(
     Path((id, name)): Path<(String, String)>,
 ) -> Response {
     match asset_for(&name) {
-        Some((bytes, content_type)) if sim.has_file(&id) => serve_bytes(
-            &sim,
-            &format!("/_sim/files/{id}/{name}"),
-            bytes,
-            content_type,
-        ),
+        Some((bytes, content_type)) if sim.has_file(&id) => {
+            serve_bytes(&sim, &format!("/_sim/files/{id}/{name}"), bytes, content_type)
+        }
         _ => (StatusCode::NOT_FOUND, "no such simulator file").into_response(),
     }
 }
@@ -77,10 +72,7 @@ pub(crate) fn serve_bytes(
         // aborts the connection; failing at once would lose the response entirely.
         let cut = async {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionReset,
-                "sim: truncated download",
-            ))
+            Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "sim: truncated download"))
         };
         Body::from_stream(futures::stream::iter([half]).chain(futures::stream::once(cut)))
     } else {
@@ -98,11 +90,7 @@ pub(crate) fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {

@@ -11,9 +11,7 @@ use super::state::Sim;
 
 pub(crate) fn now_ms() -> u64 {
     // Before 1970 only on a broken clock; 0 is harmless there.
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 pub(crate) fn now_secs() -> u64 {
@@ -64,10 +62,7 @@ pub(crate) fn model_required() -> Response {
 
 /// Missing `model` is a 400; a model named `unknown-*` or `does-not-exist*` has no channel.
 pub(crate) fn check_model(body: &Map<String, Value>) -> Result<String, Response> {
-    let model = body
-        .get("model")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let model = body.get("model").and_then(Value::as_str).unwrap_or_default();
     check_model_name(model)
 }
 
@@ -76,13 +71,8 @@ pub(crate) fn check_model_name(model: &str) -> Result<String, Response> {
         return Err(model_required());
     }
     if model.starts_with("unknown-") || model.starts_with("does-not-exist") {
-        let message =
-            format!("no available channel for group default and model {model} (distributor)");
-        return Err(comet_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "model_not_found",
-            &message,
-        ));
+        let message = format!("no available channel for group default and model {model} (distributor)");
+        return Err(comet_error(StatusCode::SERVICE_UNAVAILABLE, "model_not_found", &message));
     }
     Ok(model.to_owned())
 }
@@ -120,10 +110,7 @@ pub(crate) fn authorized(sim: &Sim, headers: &HeaderMap, query_key: Option<&str>
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        });
+        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")));
     let anthropic = headers.get("x-api-key").and_then(|h| h.to_str().ok());
     let Some(given) = query_key.or(bearer).or(anthropic).map(str::trim) else {
         return false;

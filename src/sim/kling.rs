@@ -25,10 +25,7 @@ fn envelope(data: Value) -> Response {
 }
 
 fn error(status: StatusCode, code: u32, message: &str) -> Response {
-    json_response(
-        status,
-        json!({"code": code, "message": message, "request_id": request_id(), "data": null}),
-    )
+    json_response(status, json!({"code": code, "message": message, "request_id": request_id(), "data": null}))
 }
 
 fn invalid(message: &str) -> Response {
@@ -45,14 +42,10 @@ fn check_common(body: &Map<String, Value>) -> Result<(String, String), Response>
     let duration = match body.get("duration") {
         None | Some(Value::Null) => "5".to_owned(),
         Some(Value::String(d)) if d == "5" || d == "10" => d.clone(),
-        Some(Value::Number(n)) if n.as_f64() == Some(5.0) || n.as_f64() == Some(10.0) => n
-            .as_f64()
-            .map_or_else(String::new, |d| (d as u64).to_string()),
-        Some(other) => {
-            return Err(invalid(&format!(
-                "duration must be \"5\" or \"10\", got {other}"
-            )))
+        Some(Value::Number(n)) if n.as_f64() == Some(5.0) || n.as_f64() == Some(10.0) => {
+            n.as_f64().map_or_else(String::new, |d| (d as u64).to_string())
         }
+        Some(other) => return Err(invalid(&format!("duration must be \"5\" or \"10\", got {other}"))),
     };
     Ok((mode, duration))
 }
@@ -71,10 +64,8 @@ fn submitted(sim: &Sim, route: String, body: &Map<String, Value>, params: Value)
         external => json!({"external_task_id": external}),
     };
     let now = super::http::now_ms();
-    envelope(
-        json!({"task_id": id, "task_status": "submitted", "task_info": task_info,
-                    "created_at": now, "updated_at": now}),
-    )
+    envelope(json!({"task_id": id, "task_status": "submitted", "task_info": task_info,
+                    "created_at": now, "updated_at": now}))
 }
 
 /// `POST /kling/v1/videos/{action2}`.
@@ -84,26 +75,15 @@ pub(crate) async fn submit_video(
     bytes: Bytes,
 ) -> Result<Response, Response> {
     if !VIDEO_ACTIONS.contains(&action2.as_str()) {
-        return Err(error(
-            StatusCode::NOT_FOUND,
-            1203,
-            &format!("unsupported video action {action2}"),
-        ));
+        return Err(error(StatusCode::NOT_FOUND, 1203, &format!("unsupported video action {action2}")));
     }
     let body = json_object(&bytes).map_err(|e| invalid(&e))?;
     let (mode, duration) = check_common(&body)?;
     match action2.as_str() {
-        "text2video" if str_field(&body, "prompt").is_empty() => {
-            return Err(invalid("prompt is required"))
-        }
-        "image2video" if str_field(&body, "image").is_empty() => {
-            return Err(invalid("image is required"))
-        }
+        "text2video" if str_field(&body, "prompt").is_empty() => return Err(invalid("prompt is required")),
+        "image2video" if str_field(&body, "image").is_empty() => return Err(invalid("image is required")),
         "multi-image2video" => {
-            let count = body
-                .get("image_list")
-                .and_then(Value::as_array)
-                .map_or(0, Vec::len);
+            let count = body.get("image_list").and_then(Value::as_array).map_or(0, Vec::len);
             if !(2..=4).contains(&count) {
                 return Err(invalid("image_list must hold 2 to 4 images"));
             }
@@ -112,19 +92,11 @@ pub(crate) async fn submit_video(
     }
     let params = json!({"action": "videos", "action2": action2, "mode": mode, "duration": duration,
                         "model_name": str_field(&body, "model_name")});
-    Ok(submitted(
-        &sim,
-        format!("/kling/v1/videos/{action2}"),
-        &body,
-        params,
-    ))
+    Ok(submitted(&sim, format!("/kling/v1/videos/{action2}"), &body, params))
 }
 
 /// `POST /kling/v1/images/generations` (`prompt` required, `n` images, default 1).
-pub(crate) async fn submit_image(
-    State(sim): State<Arc<Sim>>,
-    bytes: Bytes,
-) -> Result<Response, Response> {
+pub(crate) async fn submit_image(State(sim): State<Arc<Sim>>, bytes: Bytes) -> Result<Response, Response> {
     let body = json_object(&bytes).map_err(|e| invalid(&e))?;
     if str_field(&body, "prompt").is_empty() {
         return Err(invalid("prompt is required"));
@@ -134,12 +106,7 @@ pub(crate) async fn submit_image(
         return Err(invalid("n must be between 1 and 9"));
     }
     let params = json!({"action": "images", "action2": "generations", "n": n});
-    Ok(submitted(
-        &sim,
-        "/kling/v1/images/generations".to_owned(),
-        &body,
-        params,
-    ))
+    Ok(submitted(&sim, "/kling/v1/images/generations".to_owned(), &body, params))
 }
 
 fn render(task: &Task, base: &str) -> Value {
@@ -193,10 +160,6 @@ pub(crate) async fn query(
     });
     match task {
         Some(task) => envelope(render(&task, &base_url(&headers, &sim))),
-        None => error(
-            StatusCode::NOT_FOUND,
-            1203,
-            &format!("task {id} not found for {action}/{action2}"),
-        ),
+        None => error(StatusCode::NOT_FOUND, 1203, &format!("task {id} not found for {action}/{action2}")),
     }
 }

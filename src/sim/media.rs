@@ -14,8 +14,8 @@ use serde_json::{json, Map, Value};
 
 use super::files::{base64, file_url, IMAGE_PNG, SONG_MP3};
 use super::http::{
-    base_url, check_model, check_model_name, comet_error, json_response, now_secs, openai_body,
-    str_field, uuid,
+    base_url, check_model, check_model_name, comet_error, json_response, now_secs, openai_body, str_field,
+    uuid,
 };
 use super::state::Sim;
 
@@ -37,22 +37,10 @@ fn image_data(sim: &Sim, base: &str, model: &str, prompt: &str, format: &str) ->
     item
 }
 
-fn images_answer(
-    sim: &Sim,
-    base: &str,
-    body: &Map<String, Value>,
-    model: &str,
-    prompt: &str,
-) -> Response {
-    let n = body
-        .get("n")
-        .and_then(Value::as_u64)
-        .unwrap_or(1)
-        .clamp(1, 10);
+fn images_answer(sim: &Sim, base: &str, body: &Map<String, Value>, model: &str, prompt: &str) -> Response {
+    let n = body.get("n").and_then(Value::as_u64).unwrap_or(1).clamp(1, 10);
     let format = str_field(body, "response_format");
-    let data: Vec<Value> = (0..n)
-        .map(|_| image_data(sim, base, model, prompt, format))
-        .collect();
+    let data: Vec<Value> = (0..n).map(|_| image_data(sim, base, model, prompt, format)).collect();
     let mut answer = json!({"created": now_secs(), "data": data});
     if model.starts_with("gpt-image") {
         let size = match str_field(body, "size") {
@@ -89,13 +77,7 @@ pub(crate) async fn generations(
     if prompt.is_empty() {
         return Err(bad_request("prompt is required"));
     }
-    Ok(images_answer(
-        &sim,
-        &base_url(&headers, &sim),
-        &body,
-        &model,
-        prompt,
-    ))
+    Ok(images_answer(&sim, &base_url(&headers, &sim), &body, &model, prompt))
 }
 
 /// A multipart form read into text fields plus the names of the file fields present.
@@ -104,36 +86,20 @@ pub(crate) struct Form {
     files: HashMap<String, usize>,
 }
 
-pub(crate) async fn read_form(
-    multipart: Result<Multipart, MultipartRejection>,
-) -> Result<Form, Response> {
-    let mut multipart =
-        multipart.map_err(|e| bad_request(&format!("expected multipart/form-data: {e}")))?;
-    let mut form = Form {
-        fields: Map::new(),
-        files: HashMap::new(),
-    };
-    while let Some(field) = multipart
-        .next_field()
-        .await
-        .map_err(|e| bad_request(&format!("bad multipart body: {e}")))?
+pub(crate) async fn read_form(multipart: Result<Multipart, MultipartRejection>) -> Result<Form, Response> {
+    let mut multipart = multipart.map_err(|e| bad_request(&format!("expected multipart/form-data: {e}")))?;
+    let mut form = Form { fields: Map::new(), files: HashMap::new() };
+    while let Some(field) =
+        multipart.next_field().await.map_err(|e| bad_request(&format!("bad multipart body: {e}")))?
     {
         // OpenAI SDKs send repeated files as `image[]`; count them under `image`.
-        let name = field
-            .name()
-            .unwrap_or_default()
-            .trim_end_matches("[]")
-            .to_owned();
+        let name = field.name().unwrap_or_default().trim_end_matches("[]").to_owned();
         let is_file = field.file_name().is_some();
-        let data = field
-            .bytes()
-            .await
-            .map_err(|e| bad_request(&format!("bad multipart body: {e}")))?;
+        let data = field.bytes().await.map_err(|e| bad_request(&format!("bad multipart body: {e}")))?;
         if is_file {
             *form.files.entry(name).or_default() += data.len();
         } else {
-            form.fields
-                .insert(name, json!(String::from_utf8_lossy(&data)));
+            form.fields.insert(name, json!(String::from_utf8_lossy(&data)));
         }
     }
     Ok(form)
@@ -172,13 +138,7 @@ pub(crate) async fn edits(
         model => check_model_name(model)?,
     };
     let body = form.into_fields();
-    Ok(images_answer(
-        &sim,
-        &base_url(&headers, &sim),
-        &body,
-        &model,
-        &prompt,
-    ))
+    Ok(images_answer(&sim, &base_url(&headers, &sim), &body, &model, &prompt))
 }
 
 /// `POST /v1/audio/speech`: binary mp3 whatever `response_format` asks.

@@ -47,64 +47,22 @@ fn buttons(kind: Buttons, hash: &str) -> Vec<Value> {
     match kind {
         Buttons::Grid => {
             let mut list: Vec<Value> = (1..=4)
-                .map(|i| {
-                    button(
-                        format!("MJ::JOB::upsample::{i}::{hash}"),
-                        &format!("U{i}"),
-                        "",
-                    )
-                })
+                .map(|i| button(format!("MJ::JOB::upsample::{i}::{hash}"), &format!("U{i}"), ""))
                 .collect();
-            list.push(button(
-                format!("MJ::JOB::reroll::0::{hash}::SOLO"),
-                "",
-                "🔄",
-            ));
-            list.extend((1..=4).map(|i| {
-                button(
-                    format!("MJ::JOB::variation::{i}::{hash}"),
-                    &format!("V{i}"),
-                    "",
-                )
-            }));
+            list.push(button(format!("MJ::JOB::reroll::0::{hash}::SOLO"), "", "🔄"));
+            list.extend(
+                (1..=4).map(|i| button(format!("MJ::JOB::variation::{i}::{hash}"), &format!("V{i}"), "")),
+            );
             list
         }
         Buttons::Upscale => vec![
-            button(
-                format!("MJ::JOB::upsample_v6_2x_subtle::1::{hash}::SOLO"),
-                "Upscale (Subtle)",
-                "",
-            ),
-            button(
-                format!("MJ::JOB::upsample_v6_2x_creative::1::{hash}::SOLO"),
-                "Upscale (Creative)",
-                "",
-            ),
-            button(
-                format!("MJ::JOB::low_variation::1::{hash}::SOLO"),
-                "Vary (Subtle)",
-                "🪄",
-            ),
-            button(
-                format!("MJ::JOB::high_variation::1::{hash}::SOLO"),
-                "Vary (Strong)",
-                "🪄",
-            ),
-            button(
-                format!("MJ::Inpaint::1::{hash}::SOLO"),
-                "Vary (Region)",
-                "🖌️",
-            ),
-            button(
-                format!("MJ::Outpaint::50::1::{hash}::SOLO"),
-                "Zoom Out 2x",
-                "🔍",
-            ),
-            button(
-                format!("MJ::Outpaint::75::1::{hash}::SOLO"),
-                "Zoom Out 1.5x",
-                "🔍",
-            ),
+            button(format!("MJ::JOB::upsample_v6_2x_subtle::1::{hash}::SOLO"), "Upscale (Subtle)", ""),
+            button(format!("MJ::JOB::upsample_v6_2x_creative::1::{hash}::SOLO"), "Upscale (Creative)", ""),
+            button(format!("MJ::JOB::low_variation::1::{hash}::SOLO"), "Vary (Subtle)", "🪄"),
+            button(format!("MJ::JOB::high_variation::1::{hash}::SOLO"), "Vary (Strong)", "🪄"),
+            button(format!("MJ::Inpaint::1::{hash}::SOLO"), "Vary (Region)", "🖌️"),
+            button(format!("MJ::Outpaint::50::1::{hash}::SOLO"), "Zoom Out 2x", "🔍"),
+            button(format!("MJ::Outpaint::75::1::{hash}::SOLO"), "Zoom Out 1.5x", "🔍"),
             button(format!("MJ::CustomZoom::{hash}"), "Custom Zoom", "🔍"),
             button(format!("MJ::JOB::pan_left::1::{hash}::SOLO"), "", "⬅️"),
             button(format!("MJ::JOB::pan_right::1::{hash}::SOLO"), "", "➡️"),
@@ -174,10 +132,7 @@ fn submit(sim: &Sim, body: &Map<String, Value>, s: Submit<'_>) -> String {
 }
 
 /// `POST /mj/submit/imagine` (`prompt` required).
-pub(crate) async fn imagine(
-    State(sim): State<Arc<Sim>>,
-    bytes: Bytes,
-) -> Result<Response, Response> {
+pub(crate) async fn imagine(State(sim): State<Arc<Sim>>, bytes: Bytes) -> Result<Response, Response> {
     let body = body(&bytes)?;
     let prompt = str_field(&body, "prompt");
     if prompt.trim().is_empty() {
@@ -187,23 +142,13 @@ pub(crate) async fn imagine(
     let id = submit(
         &sim,
         &body,
-        Submit {
-            route,
-            action: "IMAGINE",
-            prompt,
-            buttons: "grid",
-            extra: json!({}),
-            waiting: false,
-        },
+        Submit { route, action: "IMAGINE", prompt, buttons: "grid", extra: json!({}), waiting: false },
     );
     Ok(submit_answer(1, "提交成功", json!(id)))
 }
 
 /// `POST /mj/submit/action`: `customId` must be one of the finished parent's buttons.
-pub(crate) async fn action(
-    State(sim): State<Arc<Sim>>,
-    bytes: Bytes,
-) -> Result<Response, Response> {
+pub(crate) async fn action(State(sim): State<Arc<Sim>>, bytes: Bytes) -> Result<Response, Response> {
     let body = body(&bytes)?;
     let (custom_id, task_id) = (str_field(&body, "customId"), str_field(&body, "taskId"));
     if custom_id.is_empty() || task_id.is_empty() {
@@ -219,15 +164,10 @@ pub(crate) async fn action(
     let hash = parent.params["hash"].as_str().unwrap_or_default();
     let offered = buttons(buttons_kind(&parent.params), hash);
     if !offered.iter().any(|b| b["customId"] == custom_id) {
-        return Err(param_error(
-            "customId is not one of the task's buttons; take it from the latest fetch",
-        ));
+        return Err(param_error("customId is not one of the task's buttons; take it from the latest fetch"));
     }
     let (action, result_buttons, modal) = press(custom_id);
-    let prompt = parent.params["prompt"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let prompt = parent.params["prompt"].as_str().unwrap_or_default().to_owned();
     let extra = json!({"customId": custom_id, "parentId": task_id});
     let submit_spec = Submit {
         route: "/mj/submit/action",
@@ -264,10 +204,7 @@ pub(crate) async fn modal(State(sim): State<Arc<Sim>>, bytes: Bytes) -> Result<R
 /// `POST /mj/submit/blend` (`base64Array` of 2–5 data URIs).
 pub(crate) async fn blend(State(sim): State<Arc<Sim>>, bytes: Bytes) -> Result<Response, Response> {
     let body = body(&bytes)?;
-    let count = body
-        .get("base64Array")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
+    let count = body.get("base64Array").and_then(Value::as_array).map_or(0, Vec::len);
     if !(2..=5).contains(&count) {
         return Err(param_error("base64Array must hold 2 to 5 images"));
     }
@@ -275,23 +212,13 @@ pub(crate) async fn blend(State(sim): State<Arc<Sim>>, bytes: Bytes) -> Result<R
     let id = submit(
         &sim,
         &body,
-        Submit {
-            route,
-            action: "BLEND",
-            prompt: "",
-            buttons: "grid",
-            extra: json!({}),
-            waiting: false,
-        },
+        Submit { route, action: "BLEND", prompt: "", buttons: "grid", extra: json!({}), waiting: false },
     );
     Ok(submit_answer(1, "提交成功", json!(id)))
 }
 
 /// `POST /mj/submit/describe` (`base64` or `link`); the prompts land in `promptEn`.
-pub(crate) async fn describe(
-    State(sim): State<Arc<Sim>>,
-    bytes: Bytes,
-) -> Result<Response, Response> {
+pub(crate) async fn describe(State(sim): State<Arc<Sim>>, bytes: Bytes) -> Result<Response, Response> {
     let body = body(&bytes)?;
     if str_field(&body, "base64").is_empty() && str_field(&body, "link").is_empty() {
         return Err(param_error("base64 or link is required"));
@@ -305,14 +232,7 @@ pub(crate) async fn describe(
     let id = submit(
         &sim,
         &body,
-        Submit {
-            route,
-            action: "DESCRIBE",
-            prompt: "",
-            buttons: "none",
-            extra,
-            waiting: false,
-        },
+        Submit { route, action: "DESCRIBE", prompt: "", buttons: "none", extra, waiting: false },
     );
     Ok(submit_answer(1, "提交成功", json!(id)))
 }

@@ -19,9 +19,7 @@ fn content_for(body: &Map<String, Value>, prompt: &str, format: Option<&Value>) 
         Some("json_schema") => {
             let format = format.unwrap_or(&Value::Null);
             // Chat nests it under `json_schema.schema`; Responses puts `schema` beside `type`.
-            let schema = format
-                .pointer("/json_schema/schema")
-                .or_else(|| format.get("schema"));
+            let schema = format.pointer("/json_schema/schema").or_else(|| format.get("schema"));
             text::json_reply(schema.or(Some(&json!({"type": "object"}))), prompt)
         }
         _ => text::reply(prompt),
@@ -29,15 +27,9 @@ fn content_for(body: &Map<String, Value>, prompt: &str, format: Option<&Value>) 
 }
 
 fn messages_of(body: &Map<String, Value>) -> Result<&Vec<Value>, Response> {
-    body.get("messages")
-        .and_then(Value::as_array)
-        .ok_or_else(|| {
-            comet_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "invalid_request",
-                "field messages is required",
-            )
-        })
+    body.get("messages").and_then(Value::as_array).ok_or_else(|| {
+        comet_error(StatusCode::INTERNAL_SERVER_ERROR, "invalid_request", "field messages is required")
+    })
 }
 
 /// `POST /v1/chat/completions`.
@@ -76,28 +68,16 @@ fn stream_chat(id: &str, created: u64, model: &str, content: &str, usage: Value)
                "choices": choices, "usage": usage, "obfuscation": "sim"})
     };
     let delta = |delta: Value, finish: Value| json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]);
-    let mut events = vec![chunk(
-        delta(json!({"role": "assistant", "content": ""}), Value::Null),
-        Value::Null,
-    )];
+    let mut events =
+        vec![chunk(delta(json!({"role": "assistant", "content": ""}), Value::Null), Value::Null)];
     for piece in content.split_inclusive(' ') {
-        events.push(chunk(
-            delta(json!({"content": piece}), Value::Null),
-            Value::Null,
-        ));
+        events.push(chunk(delta(json!({"content": piece}), Value::Null), Value::Null));
     }
     events.push(chunk(delta(json!({}), json!("stop")), Value::Null));
     events.push(chunk(json!([]), usage));
     let mut sse: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
     sse.push_str("data: [DONE]\n\n");
-    (
-        [
-            (header::CONTENT_TYPE, "text/event-stream"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        sse,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], sse).into_response()
 }
 
 /// `POST /v1/responses`: OpenAI Responses shape with `output` and `output_text`.
@@ -112,11 +92,7 @@ pub(crate) async fn responses(bytes: Bytes) -> Result<Response, Response> {
             return Err(comet_error(status, code, "field input is required"));
         }
     };
-    let content = content_for(
-        &body,
-        &prompt,
-        body.get("text").and_then(|t| t.get("format")),
-    );
+    let content = content_for(&body, &prompt, body.get("text").and_then(|t| t.get("format")));
     let (input_tokens, output_tokens) = (tokens(&prompt), tokens(&content));
     Ok(json_response(
         StatusCode::OK,
@@ -184,23 +160,12 @@ pub(crate) async fn embeddings(bytes: Bytes) -> Result<Response, Response> {
     let model = check_model(&body)?;
     let inputs: Vec<String> = match body.get("input") {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| v.as_str().unwrap_or_default().to_owned())
-            .collect(),
-        _ => {
-            return Err(comet_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "field input is required",
-            ))
+        Some(Value::Array(items)) => {
+            items.iter().map(|v| v.as_str().unwrap_or_default().to_owned()).collect()
         }
+        _ => return Err(comet_error(StatusCode::BAD_REQUEST, "invalid_request", "field input is required")),
     };
-    let dimensions = body
-        .get("dimensions")
-        .and_then(Value::as_u64)
-        .unwrap_or(64)
-        .clamp(1, 4096) as usize;
+    let dimensions = body.get("dimensions").and_then(Value::as_u64).unwrap_or(64).clamp(1, 4096) as usize;
     let data: Vec<Value> = inputs
         .iter()
         .enumerate()

@@ -33,11 +33,7 @@ impl Phase {
     /// submitted, 10% queued, 70% running, then terminal.
     pub(crate) fn at(elapsed: Duration, total: Duration, fails: bool) -> Phase {
         if elapsed >= total {
-            return if fails {
-                Phase::Failed
-            } else {
-                Phase::Succeeded
-            };
+            return if fails { Phase::Failed } else { Phase::Succeeded };
         }
         let fraction = elapsed.as_secs_f64() / total.as_secs_f64();
         match fraction {
@@ -133,26 +129,20 @@ pub(crate) struct Sim {
 
 impl Sim {
     pub(crate) fn new(config: SimConfig, fallback_base: String) -> Self {
-        Sim {
-            config,
-            fallback_base,
-            inner: Mutex::default(),
-        }
+        Sim { config, fallback_base, inner: Mutex::default() }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves plain counters behind; keep serving.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Records a submission and returns its id. Tasks fail when `fail_tasks` is on or
     /// the prompt contains `[sim:fail]`.
     pub(crate) fn submit(&self, new: NewTask<'_>) -> String {
         let faults = &self.config.faults;
-        let failure = (faults.fail_tasks || new.prompt.contains("[sim:fail]"))
-            .then(|| faults.fail_reason.clone());
+        let failure =
+            (faults.fail_tasks || new.prompt.contains("[sim:fail]")).then(|| faults.fail_reason.clone());
         let now = Instant::now();
         let ms = now_ms();
         let task = Task {
@@ -166,9 +156,7 @@ impl Sim {
         };
         let mut inner = self.lock();
         let ends = now + self.config.task_time;
-        inner
-            .stats
-            .record_submit(&new.id, new.family, new.route, ms, now, ends);
+        inner.stats.record_submit(&new.id, new.family, new.route, ms, now, ends);
         inner.tasks.insert(new.id.clone(), task);
         new.id
     }
@@ -287,10 +275,7 @@ mod tests {
 
     #[test]
     fn a_zero_task_time_is_done_at_once() {
-        assert_eq!(
-            Phase::at(Duration::ZERO, Duration::ZERO, false),
-            Phase::Succeeded
-        );
+        assert_eq!(Phase::at(Duration::ZERO, Duration::ZERO, false), Phase::Succeeded);
     }
 
     #[test]
@@ -306,13 +291,7 @@ mod tests {
 
     #[test]
     fn stats_count_tasks_alive_at_once() {
-        let sim = Sim::new(
-            SimConfig {
-                task_time: TOTAL,
-                ..SimConfig::default()
-            },
-            String::new(),
-        );
+        let sim = Sim::new(SimConfig { task_time: TOTAL, ..SimConfig::default() }, String::new());
         for n in 0..3 {
             sim.submit(NewTask {
                 id: format!("t{n}"),

@@ -58,10 +58,7 @@ impl Family {
 
     /// Task families report concurrency as tasks alive; the others as concurrent requests.
     fn has_tasks(self) -> bool {
-        matches!(
-            self,
-            Family::Suno | Family::Kling | Family::Midjourney | Family::Videos
-        )
+        matches!(self, Family::Suno | Family::Kling | Family::Midjourney | Family::Videos)
     }
 
     /// Which family a request path belongs to; `None` for the simulator's control routes.
@@ -128,11 +125,7 @@ impl Stats {
             submitted_ms,
             ends,
         });
-        let alive = self
-            .tasks
-            .iter()
-            .filter(|t| t.family == family && t.ends > now)
-            .count();
+        let alive = self.tasks.iter().filter(|t| t.family == family && t.ends > now).count();
         let stats = self.families.entry(family).or_default();
         stats.submits += 1;
         stats.max_tasks_alive = stats.max_tasks_alive.max(alive as u64);
@@ -161,11 +154,8 @@ impl Stats {
             .iter()
             .map(|&family| {
                 let s = self.families.get(&family).cloned().unwrap_or_default();
-                let max_in_flight = if family.has_tasks() {
-                    s.max_tasks_alive
-                } else {
-                    s.max_concurrent_requests
-                };
+                let max_in_flight =
+                    if family.has_tasks() { s.max_tasks_alive } else { s.max_concurrent_requests };
                 let value = json!({
                     "requests": s.requests,
                     "submits": s.submits,
@@ -197,10 +187,7 @@ mod tests {
         assert_eq!(Family::classify("/v1/chat/completions"), Some(Family::Chat));
         assert_eq!(Family::classify("/suno/fetch/abc"), Some(Family::Suno));
         assert_eq!(Family::classify("/mj/image/1"), Some(Family::Files));
-        assert_eq!(
-            Family::classify("/_sim/files/x/video.mp4"),
-            Some(Family::Files)
-        );
+        assert_eq!(Family::classify("/_sim/files/x/video.mp4"), Some(Family::Files));
         assert_eq!(Family::classify("/_sim/stats"), None);
         assert_eq!(Family::classify("/v1/videos/task_1"), Some(Family::Videos));
     }

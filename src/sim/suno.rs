@@ -17,18 +17,12 @@ use super::state::{Family, NewTask, Phase, Sim, Task};
 use super::text;
 
 fn success(data: Value) -> Response {
-    json_response(
-        StatusCode::OK,
-        json!({"code": "success", "message": "", "data": data}),
-    )
+    json_response(StatusCode::OK, json!({"code": "success", "message": "", "data": data}))
 }
 
 /// Suno's error envelope: `code` other than "success", `data` null.
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    json_response(
-        status,
-        json!({"code": code, "message": message, "data": null}),
-    )
+    json_response(status, json!({"code": code, "message": message, "data": null}))
 }
 
 fn body(bytes: &[u8]) -> Result<Map<String, Value>, Response> {
@@ -36,15 +30,9 @@ fn body(bytes: &[u8]) -> Result<Map<String, Value>, Response> {
 }
 
 /// `POST /suno/submit/music`: needs some prompt (lyrics, description or style).
-pub(crate) async fn submit_music(
-    State(sim): State<Arc<Sim>>,
-    bytes: Bytes,
-) -> Result<Response, Response> {
+pub(crate) async fn submit_music(State(sim): State<Arc<Sim>>, bytes: Bytes) -> Result<Response, Response> {
     let body = body(&bytes)?;
-    let (prompt, description) = (
-        str_field(&body, "prompt"),
-        str_field(&body, "gpt_description_prompt"),
-    );
+    let (prompt, description) = (str_field(&body, "prompt"), str_field(&body, "gpt_description_prompt"));
     let tags = str_field(&body, "tags");
     if prompt.is_empty() && description.is_empty() && tags.is_empty() {
         let message = "prompt, gpt_description_prompt or tags is required";
@@ -54,11 +42,7 @@ pub(crate) async fn submit_music(
         "" => "chirp-auk",
         mv => mv,
     };
-    let seed = if description.is_empty() {
-        prompt
-    } else {
-        description
-    };
+    let seed = if description.is_empty() { prompt } else { description };
     let title = match str_field(&body, "title") {
         "" => text::title(seed),
         title => title.to_owned(),
@@ -87,18 +71,11 @@ pub(crate) async fn submit_music(
 }
 
 /// `POST /suno/submit/lyrics`: `{"prompt"}` to lyrics text and a title.
-pub(crate) async fn submit_lyrics(
-    State(sim): State<Arc<Sim>>,
-    bytes: Bytes,
-) -> Result<Response, Response> {
+pub(crate) async fn submit_lyrics(State(sim): State<Arc<Sim>>, bytes: Bytes) -> Result<Response, Response> {
     let body = body(&bytes)?;
     let prompt = str_field(&body, "prompt");
     if prompt.is_empty() {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "prompt is required",
-        ));
+        return Err(error(StatusCode::BAD_REQUEST, "invalid_request", "prompt is required"));
     }
     let params = json!({"action": "LYRICS", "title": text::title(prompt), "text": text::lyrics(prompt),
                         "notify_hook": str_field(&body, "notify_hook")});
@@ -125,9 +102,7 @@ fn task_status(phase: Phase) -> &'static str {
 }
 
 fn iso(ms: u64) -> String {
-    Timestamp::from_millisecond(ms as i64)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
+    Timestamp::from_millisecond(ms as i64).map(|t| t.to_string()).unwrap_or_default()
 }
 
 /// One clip as Suno reports it: URLs are only final once `status` is "complete".
@@ -141,12 +116,9 @@ fn clip(task: &Task, base: &str, id: &str, phase: Phase) -> Value {
         Phase::Failed => "error",
     };
     let (audio, video, image, duration) = match phase {
-        Phase::Running(_) => (
-            file_url(base, id, "stream.mp3"),
-            String::new(),
-            file_url(base, id, "image.png"),
-            Value::Null,
-        ),
+        Phase::Running(_) => {
+            (file_url(base, id, "stream.mp3"), String::new(), file_url(base, id, "image.png"), Value::Null)
+        }
         Phase::Succeeded => (
             file_url(base, id, "audio.mp3"),
             file_url(base, id, "video.mp4"),
@@ -188,9 +160,7 @@ fn render(task: &Task, base: &str) -> Value {
     } else {
         let clips = p["clips"].as_array().map(Vec::as_slice).unwrap_or_default();
         let ids = clips.iter().filter_map(Value::as_str);
-        json!(ids
-            .map(|id| clip(task, base, id, phase))
-            .collect::<Vec<_>>())
+        json!(ids.map(|id| clip(task, base, id, phase)).collect::<Vec<_>>())
     };
     json!({
         "task_id": task.id, "notify_hook": p["notify_hook"], "action": action,
@@ -230,11 +200,7 @@ pub(crate) async fn fetch_batch(
         return Err(error(StatusCode::BAD_REQUEST, "invalid_request", message));
     }
     let Some(ids) = body.get("ids").and_then(Value::as_array) else {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "ids is required",
-        ));
+        return Err(error(StatusCode::BAD_REQUEST, "invalid_request", "ids is required"));
     };
     let base = base_url(&headers, &sim);
     let tasks: Vec<Value> = ids

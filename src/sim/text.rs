@@ -17,11 +17,9 @@ pub(crate) fn last_user_text(messages: &[Value]) -> String {
 pub(crate) fn content_text(content: &Value) -> String {
     match content {
         Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join("\n"),
+        Value::Array(parts) => {
+            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n")
+        }
         _ => String::new(),
     }
 }
@@ -36,21 +34,14 @@ pub(crate) fn all_text(messages: &[Value]) -> String {
 }
 
 fn short(prompt: &str) -> String {
-    let line = prompt
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim();
+    let line = prompt.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
     line.chars().take(80).collect()
 }
 
 /// A plain reply: lyrics for song requests, otherwise an echo-like sentence.
 pub(crate) fn reply(prompt: &str) -> String {
     let lower = prompt.to_lowercase();
-    if ["song", "lyric", "music", "verse", "chorus"]
-        .iter()
-        .any(|w| lower.contains(w))
-    {
+    if ["song", "lyric", "music", "verse", "chorus"].iter().any(|w| lower.contains(w)) {
         lyrics(prompt)
     } else {
         format!("Simulated reply to: {}", short(prompt))
@@ -60,11 +51,7 @@ pub(crate) fn reply(prompt: &str) -> String {
 /// Lyrics with Suno's section markers, mentioning the prompt's subject.
 pub(crate) fn lyrics(prompt: &str) -> String {
     let subject = short(prompt);
-    let subject = if subject.is_empty() {
-        "the open road".to_owned()
-    } else {
-        subject
-    };
+    let subject = if subject.is_empty() { "the open road".to_owned() } else { subject };
     format!(
         "[Verse]\nWe wrote it down in borrowed light\n{subject}\nA simulated spark tonight\n\n\
          [Chorus]\nSing it once and sing it twice\nEvery note is rolled like dice\n\n\
@@ -101,30 +88,20 @@ pub(crate) fn value_for_schema(schema: &Value, prompt: &str, depth: usize) -> Va
     if let Some(value) = schema.get("const") {
         return value.clone();
     }
-    if let Some(first) = schema
-        .get("enum")
-        .and_then(Value::as_array)
-        .and_then(|e| e.first())
-    {
+    if let Some(first) = schema.get("enum").and_then(Value::as_array).and_then(|e| e.first()) {
         return first.clone();
     }
     for key in ["anyOf", "oneOf", "allOf"] {
-        if let Some(first) = schema
-            .get(key)
-            .and_then(Value::as_array)
-            .and_then(|v| v.first())
-        {
+        if let Some(first) = schema.get(key).and_then(Value::as_array).and_then(|v| v.first()) {
             return value_for_schema(first, prompt, depth + 1);
         }
     }
     let kind = match schema.get("type") {
         Some(Value::String(t)) => t.as_str(),
         // ["string", "null"]: take the first non-null type.
-        Some(Value::Array(types)) => types
-            .iter()
-            .filter_map(Value::as_str)
-            .find(|t| *t != "null")
-            .unwrap_or("null"),
+        Some(Value::Array(types)) => {
+            types.iter().filter_map(Value::as_str).find(|t| *t != "null").unwrap_or("null")
+        }
         _ if schema.get("properties").is_some() => "object",
         _ => "string",
     };
@@ -140,16 +117,8 @@ pub(crate) fn value_for_schema(schema: &Value, prompt: &str, depth: usize) -> Va
         }
         "array" => {
             let item = schema.get("items").unwrap_or(&Value::Null);
-            let min = schema
-                .get("minItems")
-                .and_then(Value::as_u64)
-                .unwrap_or(1)
-                .max(1);
-            Value::Array(
-                (0..min)
-                    .map(|_| value_for_schema(item, prompt, depth + 1))
-                    .collect(),
-            )
+            let min = schema.get("minItems").and_then(Value::as_u64).unwrap_or(1).max(1);
+            Value::Array((0..min).map(|_| value_for_schema(item, prompt, depth + 1)).collect())
         }
         "integer" => json!(schema.get("minimum").and_then(Value::as_i64).unwrap_or(1)),
         "number" => json!(schema.get("minimum").and_then(Value::as_f64).unwrap_or(1.0)),
@@ -162,23 +131,15 @@ pub(crate) fn value_for_schema(schema: &Value, prompt: &str, depth: usize) -> Va
 /// A deterministic unit-length vector derived from the text.
 pub(crate) fn embedding(text: &str, dimensions: usize) -> Vec<f64> {
     // FNV-1a seeds a small LCG so equal texts get equal vectors.
-    let mut state = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
+    let mut state =
+        text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
     let raw: Vec<f64> = (0..dimensions)
         .map(|_| {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1);
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
             ((state >> 33) as f64 / (1u64 << 31) as f64) - 0.5
         })
         .collect();
-    let norm = raw
-        .iter()
-        .map(|x| x * x)
-        .sum::<f64>()
-        .sqrt()
-        .max(f64::MIN_POSITIVE);
+    let norm = raw.iter().map(|x| x * x).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
     raw.into_iter().map(|x| x / norm).collect()
 }
 
@@ -199,10 +160,7 @@ mod tests {
     #[test]
     fn song_requests_get_lyrics_with_sections() {
         let text = reply("Write a song about rain");
-        assert!(
-            text.contains("[Verse]") && text.contains("[Chorus]"),
-            "{text}"
-        );
+        assert!(text.contains("[Verse]") && text.contains("[Chorus]"), "{text}");
         assert_eq!(reply("hello"), "Simulated reply to: hello");
     }
 

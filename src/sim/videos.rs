@@ -12,18 +12,13 @@ use axum::response::Response;
 use serde_json::{json, Map, Value};
 
 use super::files::{file_url, serve_bytes, CLIP_MP4};
-use super::http::{
-    alnum, base_url, check_model_name, comet_error, json_response, openai_body, str_field,
-};
+use super::http::{alnum, base_url, check_model_name, comet_error, json_response, openai_body, str_field};
 use super::media::read_form;
 use super::state::{Family, NewTask, Phase, Sim, Task};
 
 async fn fields(request: Request) -> Result<Map<String, Value>, Response> {
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let content_type =
+        request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if content_type.starts_with("multipart/") {
         let multipart = Multipart::from_request(request, &()).await;
         let form = read_form(multipart).await?;
@@ -49,19 +44,12 @@ fn text(fields: &Map<String, Value>, key: &str) -> String {
 }
 
 /// `POST /v1/videos`.
-pub(crate) async fn submit(
-    State(sim): State<Arc<Sim>>,
-    request: Request,
-) -> Result<Response, Response> {
+pub(crate) async fn submit(State(sim): State<Arc<Sim>>, request: Request) -> Result<Response, Response> {
     let fields = fields(request).await?;
     let model = check_model_name(str_field(&fields, "model"))?;
     let prompt = str_field(&fields, "prompt");
     if prompt.is_empty() {
-        return Err(comet_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "prompt is required",
-        ));
+        return Err(comet_error(StatusCode::BAD_REQUEST, "invalid_request", "prompt is required"));
     }
     let seconds = match text(&fields, "seconds") {
         s if s.is_empty() => "5".to_owned(),
@@ -80,9 +68,8 @@ pub(crate) async fn submit(
         params,
         waiting: false,
     });
-    let task = sim
-        .task(&id)
-        .ok_or_else(|| comet_error(StatusCode::INTERNAL_SERVER_ERROR, "", "task vanished"))?;
+    let task =
+        sim.task(&id).ok_or_else(|| comet_error(StatusCode::INTERNAL_SERVER_ERROR, "", "task vanished"))?;
     Ok(json_response(StatusCode::OK, render(&task, "")))
 }
 
@@ -118,15 +105,9 @@ fn render(task: &Task, base: &str) -> Value {
 }
 
 fn video_task(sim: &Sim, id: &str) -> Result<Task, Response> {
-    sim.task(id)
-        .filter(|t| t.family == Family::Videos)
-        .ok_or_else(|| {
-            comet_error(
-                StatusCode::NOT_FOUND,
-                "task_not_exist",
-                &format!("task {id} does not exist"),
-            )
-        })
+    sim.task(id).filter(|t| t.family == Family::Videos).ok_or_else(|| {
+        comet_error(StatusCode::NOT_FOUND, "task_not_exist", &format!("task {id} does not exist"))
+    })
 }
 
 /// `GET /v1/videos/{id}`.
@@ -136,10 +117,7 @@ pub(crate) async fn fetch(
     Path(id): Path<String>,
 ) -> Result<Response, Response> {
     let task = video_task(&sim, &id)?;
-    Ok(json_response(
-        StatusCode::OK,
-        render(&task, &base_url(&headers, &sim)),
-    ))
+    Ok(json_response(StatusCode::OK, render(&task, &base_url(&headers, &sim))))
 }
 
 /// `GET /v1/videos/{id}/content`: the mp4 once completed (Sora-style download).
@@ -149,16 +127,7 @@ pub(crate) async fn content(
 ) -> Result<Response, Response> {
     let task = video_task(&sim, &id)?;
     if task.phase() != Phase::Succeeded {
-        return Err(comet_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "video is not completed",
-        ));
+        return Err(comet_error(StatusCode::BAD_REQUEST, "invalid_request", "video is not completed"));
     }
-    Ok(serve_bytes(
-        &sim,
-        &format!("/v1/videos/{id}/content"),
-        CLIP_MP4,
-        "video/mp4",
-    ))
+    Ok(serve_bytes(&sim, &format!("/v1/videos/{id}/content"), CLIP_MP4, "video/mp4"))
 }
