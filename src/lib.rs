@@ -10,6 +10,7 @@ pub mod media;
 pub mod model;
 pub mod plan;
 pub mod report;
+pub mod runner;
 pub mod sim;
 pub mod source;
 pub mod steps;

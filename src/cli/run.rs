@@ -8,10 +8,10 @@ use serde_json::Value as Json;
 use tokio_util::sync::CancellationToken;
 
 use super::{exit, report_diagnostics, FileArg, OutputArgs};
-use crate::engine::events::Event;
-use crate::engine::{RunOptions, RunStatus};
+use crate::engine::RunStatus;
 use crate::plan::Plan;
-use crate::report::{summary, Human, Verbosity};
+use crate::report::Verbosity;
+use crate::runner::Launch;
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -91,45 +91,18 @@ async fn execute(
     args: &RunArgs,
     verbosity: Verbosity,
 ) -> i32 {
-    let pipeline = plan.pipeline.clone();
-    let run_id = crate::store::new_run_id();
-    let state = crate::store::state_dir();
-    let run_dir = match crate::store::create_run_dir(&state, &run_id) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: cannot create the run directory under `{}`: {e}", state.display());
-            eprintln!("  help: set COMETFLOW_STATE_DIR to a writable folder");
+    let cancel = CancellationToken::new();
+    let interrupt = tokio::spawn(watch_ctrl_c(cancel.clone()));
+    let launch =
+        Launch { plan, inputs, concurrency: args.concurrency.map(|c| c as usize), verbosity, cancel };
+    let record = match crate::runner::launch(launch).await {
+        Ok(r) => r,
+        Err(message) => {
+            eprintln!("error: {message}");
             return exit::FAILED;
         }
     };
-    let concurrency = args.concurrency.map(|c| c as usize).or(pipeline.concurrency).unwrap_or(8);
-    if verbosity != Verbosity::Quiet {
-        eprintln!("cometflow: running `{}` ({} steps, run {run_id})", pipeline.name, pipeline.steps.len());
-    }
-
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let reporter = tokio::spawn(Human::new(pipeline.clone(), verbosity).consume(rx));
-    let cancel = CancellationToken::new();
-    let interrupt = tokio::spawn(watch_ctrl_c(cancel.clone(), tx.clone()));
-
-    let options = RunOptions {
-        run_id,
-        run_dir: run_dir.clone(),
-        inputs,
-        env: template_env(&pipeline.env),
-        concurrency,
-        cancel,
-    };
-    let record = crate::engine::execute(plan, options, tx).await;
     interrupt.abort();
-    let _ = reporter.await;
-
-    if let Err(e) = crate::store::write_record(&run_dir, &record) {
-        eprintln!("warning: cannot write run.json in `{}`: {e}", run_dir.display());
-    }
-    if verbosity != Verbosity::Quiet {
-        eprint!("{}", summary(&record, crate::diag::color_stderr()));
-    }
     if args.json {
         match serde_json::to_string_pretty(&record) {
             Ok(json) => println!("{json}"),
@@ -144,32 +117,15 @@ async fn execute(
 }
 
 /// First Ctrl-C: cancel in-flight steps cleanly. Second: leave at once.
-async fn watch_ctrl_c(cancel: CancellationToken, events: crate::engine::events::EventTx) {
+async fn watch_ctrl_c(cancel: CancellationToken) {
     if tokio::signal::ctrl_c().await.is_err() {
         return;
     }
-    let _ = events.send(Event::Interrupting);
     cancel.cancel();
     if tokio::signal::ctrl_c().await.is_ok() {
         eprintln!("interrupted again: quitting without waiting");
         std::process::exit(exit::INTERRUPTED);
     }
-}
-
-/// `env.NAME` for the names the pipeline lists, plus every `COMETFLOW_*` variable.
-fn template_env(listed: &IndexMap<String, Option<String>>) -> IndexMap<String, String> {
-    let mut env = IndexMap::new();
-    for (name, default) in listed {
-        if let Some(v) = std::env::var(name).ok().or_else(|| default.clone()) {
-            env.insert(name.clone(), v);
-        }
-    }
-    for (k, v) in std::env::vars() {
-        if k.starts_with("COMETFLOW_") {
-            env.insert(k, v);
-        }
-    }
-    env
 }
 
 /// The plan, and how many paid provider calls it would make.
