@@ -5,6 +5,7 @@
 //! `KindSpec`, which `validate` checks generically (required, type, allowed values) and
 //! which `kinds`/`schema` print, so docs and checks cannot drift apart.
 
+pub mod providers;
 pub mod shell;
 pub mod value;
 
