@@ -34,6 +34,17 @@ pub(crate) struct Api {
     pub backoff: Backoff,
 }
 
+/// What counts as a usable answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Any 2xx.
+    Success,
+    /// A 2xx whose body is JSON.
+    Json,
+    /// Any status that is not worth retrying (the `http` kind reports it).
+    AnyStatus,
+}
+
 /// A complete answer.
 #[derive(Debug)]
 pub(crate) struct Reply {
@@ -131,7 +142,7 @@ impl Api {
         let url = self.url(path);
         let what = format!("`{method} {}`", path_of(&url));
         let reply = self
-            .send(call, &what, || {
+            .send_with(call, &what, Expect::Json, || {
                 let req = self.http.request(method.clone(), &url).bearer_auth(key.expose());
                 match body {
                     Some(b) => req.json(b),
@@ -164,7 +175,7 @@ impl Api {
         what: &str,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Reply, ApiError> {
-        self.send_with(call, what, false, build).await
+        self.send_with(call, what, Expect::Success, build).await
     }
 
     /// Like [`Api::send`], but a final non-2xx answer is returned rather than an error.
@@ -174,14 +185,14 @@ impl Api {
         what: &str,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Reply, ApiError> {
-        self.send_with(call, what, true, build).await
+        self.send_with(call, what, Expect::AnyStatus, build).await
     }
 
     async fn send_with(
         &self,
         call: Call,
         what: &str,
-        any_status: bool,
+        expect: Expect,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Reply, ApiError> {
         let mut last = ApiError::new(format!("{what} was not sent"));
@@ -189,7 +200,7 @@ impl Api {
             if attempt > 1 {
                 tracing::debug!(what, attempt, "retrying: {}", last.message);
             }
-            let wait = match self.try_once(call, what, any_status, &build).await {
+            let wait = match self.try_once(call, what, expect, &build).await {
                 Ok(reply) => return Ok(reply),
                 Err((error, Verdict::Final)) => return Err(error),
                 Err((error, Verdict::Retry(wait))) => {
@@ -209,7 +220,7 @@ impl Api {
         &self,
         call: Call,
         what: &str,
-        any_status: bool,
+        expect: Expect,
         build: &impl Fn() -> RequestBuilder,
     ) -> Result<Reply, (ApiError, Verdict)> {
         let response = match build().send().await {
@@ -229,11 +240,19 @@ impl Api {
             }
         };
         if status.is_success() {
-            return Ok(Reply { status, headers, body });
+            let reply = Reply { status, headers, body };
+            if expect == Expect::Json {
+                if let Err(e) = self.parse(call, what, &reply) {
+                    // A cut or garbled answer: free to ask again for a read, ambiguous for a submit.
+                    let verdict = if call == Call::Read { Verdict::Retry(None) } else { Verdict::Final };
+                    return Err((e, verdict));
+                }
+            }
+            return Ok(reply);
         }
         let said = errors::read(&body);
         let verdict = retry::on_status(call, status, said.as_ref(), retry::retry_after(&headers));
-        if any_status && verdict == Verdict::Final {
+        if expect == Expect::AnyStatus && verdict == Verdict::Final {
             return Ok(Reply { status, headers, body });
         }
         let message = self.redact(&errors::describe(status, &body, what));

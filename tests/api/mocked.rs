@@ -208,3 +208,68 @@ fn validate_catches_bad_provider_fields_with_positions() {
     assert!(stderr.contains("turbo") && stderr.contains('7'), "{stderr}");
     assert!(stderr.contains("pipeline.yaml:5"), "{stderr}");
 }
+
+#[test]
+fn polls_survive_a_task_not_yet_known_a_garbled_body_and_a_5xx_without_resubmitting() {
+    async fn submit(State(seen): State<Arc<Seen>>, headers: HeaderMap, body: Bytes) -> Response {
+        seen.record("submit", &headers, &body);
+        seen.submits.fetch_add(1, Ordering::SeqCst);
+        axum::Json(json!({"id": "R1"})).into_response()
+    }
+    async fn fetch(State(seen): State<Arc<Seen>>, headers: HeaderMap) -> Response {
+        seen.record("fetch", &headers, b"");
+        let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or_default().to_owned();
+        let polls = seen.requests.lock().unwrap().iter().filter(|r| r.0 == "fetch").count();
+        let error = json!({"error": {"code": "task_not_exist", "message": "task_not_exist", "type": "comet_api_error"}});
+        match polls {
+            1 => (StatusCode::BAD_REQUEST, axum::Json(error)).into_response(),
+            2 => ([("content-type", "application/json")], "{\"status\": \"RUNN").into_response(),
+            3 => (StatusCode::BAD_GATEWAY, "<html>upstream</html>").into_response(),
+            4 => axum::Json(json!({"id": "R1", "status": "RUNNING", "progress": 0.5})).into_response(),
+            _ => axum::Json(
+                json!({"id": "R1", "status": "SUCCEEDED", "output": [format!("http://{host}/out.mp4")]}),
+            )
+            .into_response(),
+        }
+    }
+    async fn file() -> Response {
+        ([("content-type", "video/mp4")], CLIP).into_response()
+    }
+    let rt = runtime();
+    let seen = Arc::new(Seen::default());
+    let router = Router::new()
+        .route("/runwayml/v1/image_to_video", post(submit))
+        .route("/runwayml/v1/tasks/R1", get(fetch))
+        .route("/out.mp4", get(file))
+        .with_state(seen.clone());
+    let base = serve(&rt, router);
+    let yaml = r#"
+name: r
+steps:
+  video:
+    uses: comet.task
+    poll: { interval: 20ms, max_interval: 20ms }
+    with:
+      submit: { path: /runwayml/v1/image_to_video, body: { promptImage: "https://x/y.png", model: gen3a_turbo } }
+      id: id
+      fetch: { path: "/runwayml/v1/tasks/{id}" }
+      status: status
+      success: [SUCCEEDED]
+      failure: [FAILED, CANCELLED]
+      progress: progress
+      files: [output.0]
+"#;
+    let case = Case::new(yaml).env("COMETAPI_BASE_URL", &base).env("COMETAPI_KEY", KEY);
+    let run = case.run(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(seen.submits.load(Ordering::SeqCst), 1);
+    let json = run.json();
+    let out = outputs(&json, "video");
+    assert_eq!(out["task_id"], "R1");
+    assert_eq!(out["status"], "SUCCEEDED");
+    assert_eq!(std::fs::read(out["files"][0].as_str().unwrap()).unwrap(), CLIP);
+    assert_eq!(
+        seen.requests.lock().unwrap()[0].2,
+        json!({"promptImage": "https://x/y.png", "model": "gen3a_turbo"})
+    );
+}
