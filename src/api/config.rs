@@ -1,6 +1,6 @@
 //! Where the client points and with which key: `COMETAPI_BASE_URL` (host form, a trailing
 //! `/v1` or `/` dropped so task routes like `/suno/...` derive from the host), and
-//! `COMETAPI_KEY` from the environment or a `.env` file in the current directory.
+//! `COMETAPI_KEY`, each from the environment or else a `.env` file in the current directory.
 //! `run --simulate` overrides both once, before any step runs.
 //!
 //! It owns the key's only copy in memory ([`Secret`]); it must not know about HTTP.
@@ -47,20 +47,21 @@ pub(crate) fn endpoint() -> Endpoint {
     if let Some(e) = OVERRIDE.get() {
         return e.clone();
     }
-    let base = std::env::var("COMETAPI_BASE_URL")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
-    Endpoint { base: normalize_base(&base), key: key_from_env().map(Secret) }
+    let base = from_env_or_dotenv("COMETAPI_BASE_URL").unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+    Endpoint { base: normalize_base(&base), key: from_env_or_dotenv("COMETAPI_KEY").map(Secret) }
 }
 
-/// `https://api.cometapi.com/v1/` -> `https://api.cometapi.com`.
+/// `https://api.cometapi.com/v1/` -> `https://api.cometapi.com`; a bare host gets `https://`.
 pub(crate) fn normalize_base(raw: &str) -> String {
     let mut s = raw.trim().trim_end_matches('/');
     if let Some(stripped) = s.strip_suffix("/v1") {
         s = stripped.trim_end_matches('/');
     }
-    s.to_owned()
+    if s.contains("://") {
+        s.to_owned()
+    } else {
+        format!("https://{s}")
+    }
 }
 
 /// `host[:port]` of a URL, lowercased, for comparing hosts.
@@ -71,12 +72,13 @@ pub(crate) fn host_of(url: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_ascii_lowercase())
 }
 
-fn key_from_env() -> Option<String> {
-    if let Some(k) = std::env::var("COMETAPI_KEY").ok().filter(|k| !k.trim().is_empty()) {
-        return Some(k.trim().to_owned());
+/// The environment wins over `.env` in the current directory.
+fn from_env_or_dotenv(name: &str) -> Option<String> {
+    if let Some(v) = std::env::var(name).ok().filter(|v| !v.trim().is_empty()) {
+        return Some(v.trim().to_owned());
     }
     let text = std::fs::read_to_string(".env").ok()?;
-    dotenv_value(&text, "COMETAPI_KEY")
+    dotenv_value(&text, name)
 }
 
 /// The value of `name` in `.env` text: `NAME=value`, optional `export `, quotes, comments.
@@ -109,6 +111,7 @@ mod tests {
         assert_eq!(normalize_base("https://api.cometapi.com/v1/"), "https://api.cometapi.com");
         assert_eq!(normalize_base("https://api.cometapi.com/"), "https://api.cometapi.com");
         assert_eq!(normalize_base("http://127.0.0.1:9/v1"), "http://127.0.0.1:9");
+        assert_eq!(normalize_base("api.cometapi.com/v1"), "https://api.cometapi.com");
     }
 
     #[test]

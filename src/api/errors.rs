@@ -78,6 +78,7 @@ pub(crate) fn describe(status: StatusCode, body: &[u8], what: &str) -> String {
         format!("{message} [{code}]")
     };
     let hint = match status.as_u16() {
+        _ if code == "invalid_request" => "fix the step's `with` fields",
         400 | 422 => "fix the step's `with` fields",
         403 => "check that your key may use this model, and remove unsupported fields",
         404 | 301 | 302 => "check COMETAPI_BASE_URL (it should be the host, e.g. https://api.cometapi.com)",
@@ -128,6 +129,23 @@ mod tests {
             br#"{"error":{"code":"","message":"invalid token (request id: 1)","type":"comet_api_error"}}"#;
         let m = describe(StatusCode::UNAUTHORIZED, body, "x");
         assert!(m.starts_with("CometAPI rejected the key (invalid token): check COMETAPI_KEY"), "{m}");
+    }
+
+    #[test]
+    fn quota_errors_say_to_top_up() {
+        let body = br#"{"error":{"code":"insufficient_user_quota","message":"user quota is not enough (request id: 7)","type":"comet_api_error"}}"#;
+        let m = describe(StatusCode::FORBIDDEN, body, "`POST /suno/submit/music`");
+        assert!(
+            m.contains("lack of credit") && m.contains("request id: 7") && m.ends_with("use another key"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn other_errors_keep_the_message_code_and_a_hint() {
+        let body = br#"{"error":{"code":"invalid_request","message":"field messages is required (request id: 9)","type":"comet_api_error"}}"#;
+        let m = describe(StatusCode::INTERNAL_SERVER_ERROR, body, "`POST /v1/chat/completions`");
+        assert!(m.contains("HTTP 500: field messages is required (request id: 9) [invalid_request]"), "{m}");
     }
 
     #[test]
