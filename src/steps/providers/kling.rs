@@ -113,11 +113,8 @@ pub(crate) fn image_value(ctx: &StepCtx, key: &str, v: &str) -> Result<String, S
     let path = ctx.resolve(v);
     match std::fs::read(&path) {
         Ok(bytes) => Ok(base64::engine::general_purpose::STANDARD.encode(bytes)),
-        Err(e) if v.len() > 256 => {
-            // Long text that is no file is taken as base64 already.
-            let _ = e;
-            Ok(v.to_owned())
-        }
+        // Long text that is no file is taken as base64 already.
+        Err(_) if v.len() > 256 => Ok(v.to_owned()),
         Err(e) => Err(StepError::fatal(format!(
             "cannot read `{key}` file `{}`: {e}; give an existing image file or an https URL",
             path.display()
