@@ -2,6 +2,7 @@
 
 mod graph;
 mod run;
+mod sim;
 mod validate;
 
 use std::path::PathBuf;
@@ -42,6 +43,7 @@ Examples:
 Environment:
   COMETAPI_KEY          your CometAPI key (also read from .env)
   COMETAPI_BASE_URL     default https://api.cometapi.com
+  COMETFLOW_SIM         simulator settings for --simulate, e.g. task_time=200ms,fail_tasks=true
   COMETFLOW_STATE_DIR   where runs are kept (default .cometflow)
   RUST_LOG              tracing filter, e.g. cometflow=debug";
 
@@ -75,6 +77,8 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Print a pipeline's dependency graph
     Graph(graph::GraphArgs),
+    /// Serve the built-in CometAPI simulator on 127.0.0.1 (for offline runs and tests)
+    Sim(crate::sim::SimArgs),
 }
 
 /// A pipeline file argument.
@@ -102,5 +106,6 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Run(args) => run::run(args, &cli.output),
         Command::Validate(args) => validate::validate(args),
         Command::Graph(args) => graph::graph(args),
+        Command::Sim(args) => sim::sim(args),
     }
 }

@@ -3,6 +3,7 @@
 //! The stages, each returning a new type: YAML text -> `syntax::RawPipeline` ->
 //! `validate` -> `model::Pipeline` -> `plan::Plan` -> `engine::execute` -> `RunRecord`.
 
+pub mod api;
 pub mod cli;
 pub mod diag;
 pub mod engine;
@@ -29,7 +30,9 @@ use crate::steps::Registry;
 
 /// Every step kind this build knows.
 pub fn registry() -> Registry {
-    Registry::builtin()
+    let mut registry = Registry::builtin();
+    steps::providers::register(&mut registry);
+    registry
 }
 
 /// Reads, validates and plans a pipeline file.

@@ -6,6 +6,7 @@
 //! which `kinds`/`schema` print, so docs and checks cannot drift apart.
 
 pub mod media;
+pub mod providers;
 pub mod shell;
 pub mod value;
 

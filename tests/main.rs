@@ -2,6 +2,8 @@
 
 mod harness;
 
+mod api;
+
 mod errors;
 mod examples;
 mod media;

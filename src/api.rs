@@ -1,0 +1,294 @@
+//! The one HTTP client every provider step uses: base URL and key (`config`), error
+//! wording (`errors`), the money-safe retry policy (`retry`), the data-driven
+//! submit-then-poll driver (`task`, `catalog`) and result downloads (`download`).
+//!
+//! It owns all talk with CometAPI and the key's handling: the key goes only to the
+//! configured host as `Authorization: Bearer`, never into a message, a log line or a file.
+//! It must not know about pipelines or the engine, only `StepCtx`'s small surface.
+
+pub(crate) mod catalog;
+pub mod config;
+pub(crate) mod download;
+pub(crate) mod errors;
+pub(crate) mod retry;
+pub(crate) mod task;
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use reqwest::header::HeaderMap;
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde_json::Value as Json;
+
+use crate::steps::StepError;
+use config::{Endpoint, Secret};
+use retry::{Backoff, Call, Verdict};
+
+pub use config::simulate;
+
+/// The shared client and where it points.
+pub(crate) struct Api {
+    pub http: reqwest::Client,
+    pub endpoint: Endpoint,
+    pub backoff: Backoff,
+}
+
+/// What counts as a usable answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Any 2xx.
+    Success,
+    /// A 2xx whose body is JSON.
+    Json,
+    /// Any status that is not worth retrying (the `http` kind reports it).
+    AnyStatus,
+}
+
+/// A complete answer.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// A failed call: the message to show, and what the server said when it answered.
+#[derive(Debug, Clone)]
+pub(crate) struct ApiError {
+    pub message: String,
+    pub said: Option<errors::Said>,
+}
+
+impl ApiError {
+    fn new(message: impl Into<String>) -> Self {
+        ApiError { message: message.into(), said: None }
+    }
+}
+
+impl From<ApiError> for StepError {
+    /// Never `retryable`: the client already retried what was safe, and a provider step
+    /// repeated by the engine could pay twice.
+    fn from(e: ApiError) -> Self {
+        StepError::fatal(e.message)
+    }
+}
+
+static API: OnceLock<Result<Api, String>> = OnceLock::new();
+
+/// The process's client, built on first use.
+pub(crate) fn api() -> Result<&'static Api, StepError> {
+    API.get_or_init(|| {
+        let read_timeout = std::env::var("COMETFLOW_HTTP_READ_TIMEOUT")
+            .ok()
+            .and_then(|v| crate::model::parse_duration(&v).ok())
+            .unwrap_or(Duration::from_secs(120));
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(read_timeout)
+            .user_agent(concat!("cometflow/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
+        Ok(Api { http, endpoint: config::endpoint(), backoff: Backoff::from_env() })
+    })
+    .as_ref()
+    .map_err(|e| StepError::fatal(e.clone()))
+}
+
+impl Api {
+    /// The key, or the message that says how to provide one. Checked before any request.
+    pub(crate) fn key(&self) -> Result<&Secret, StepError> {
+        self.endpoint.key.as_ref().ok_or_else(|| {
+            StepError::fatal(
+                "no CometAPI key: set `COMETAPI_KEY` in the environment (export COMETAPI_KEY=sk-...) \
+                 or in a `.env` file in the current folder; `cometflow run --simulate` needs no key",
+            )
+        })
+    }
+
+    /// `path` (from the host, e.g. `/suno/fetch/1`) as a full URL; full URLs pass through.
+    pub(crate) fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_owned()
+        } else if path.starts_with('/') {
+            format!("{}{path}", self.endpoint.base)
+        } else {
+            format!("{}/{path}", self.endpoint.base)
+        }
+    }
+
+    /// Whether `url` is on the configured host (the only one that may see the key).
+    pub(crate) fn is_comet(&self, url: &str) -> bool {
+        config::host_of(url).is_some() && config::host_of(url) == config::host_of(&self.endpoint.base)
+    }
+
+    /// Removes the key from text that may echo a request (server messages, URLs).
+    pub(crate) fn redact(&self, text: &str) -> String {
+        match &self.endpoint.key {
+            Some(k) if !k.expose().is_empty() => text.replace(k.expose(), "***"),
+            _ => text.to_owned(),
+        }
+    }
+
+    /// A JSON call to CometAPI with the key: `body` as JSON, the answer parsed as JSON.
+    pub(crate) async fn json(
+        &self,
+        call: Call,
+        method: Method,
+        path: &str,
+        body: Option<&Json>,
+    ) -> Result<Json, ApiError> {
+        let key = self.key().map_err(|e| ApiError::new(e.message))?.clone();
+        let url = self.url(path);
+        let what = format!("`{method} {}`", path_of(&url));
+        let reply = self
+            .send_with(call, &what, Expect::Json, || {
+                let req = self.http.request(method.clone(), &url).bearer_auth(key.expose());
+                match body {
+                    Some(b) => req.json(b),
+                    None => req,
+                }
+            })
+            .await?;
+        self.parse(call, &what, &reply)
+    }
+
+    /// Parses a 2xx JSON answer; an unreadable one is an error the caller may retry.
+    pub(crate) fn parse(&self, call: Call, what: &str, reply: &Reply) -> Result<Json, ApiError> {
+        serde_json::from_slice(&reply.body).map_err(|e| {
+            let after = match call {
+                Call::Read => "",
+                Call::Submit => "; it may have created a task, so it was not sent again: check your CometAPI logs before re-running",
+            };
+            ApiError::new(self.redact(&format!(
+                "{what} answered with a body that is not JSON ({e}): {}{after}",
+                errors::snippet(&reply.body)
+            )))
+        })
+    }
+
+    /// Sends what `build` makes, retrying per [`retry`]; a non-2xx final answer is an error.
+    /// `build` is called once per try (multipart bodies cannot be cloned).
+    pub(crate) async fn send(
+        &self,
+        call: Call,
+        what: &str,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Reply, ApiError> {
+        self.send_with(call, what, Expect::Success, build).await
+    }
+
+    /// Like [`Api::send`], but a final non-2xx answer is returned rather than an error.
+    pub(crate) async fn send_any(
+        &self,
+        call: Call,
+        what: &str,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Reply, ApiError> {
+        self.send_with(call, what, Expect::AnyStatus, build).await
+    }
+
+    async fn send_with(
+        &self,
+        call: Call,
+        what: &str,
+        expect: Expect,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Reply, ApiError> {
+        let mut last = ApiError::new(format!("{what} was not sent"));
+        for attempt in 1..=self.backoff.tries {
+            if attempt > 1 {
+                tracing::debug!(what, attempt, "retrying: {}", last.message);
+            }
+            let wait = match self.try_once(call, what, expect, &build).await {
+                Ok(reply) => return Ok(reply),
+                Err((error, Verdict::Final)) => return Err(error),
+                Err((error, Verdict::Retry(wait))) => {
+                    last = error;
+                    wait
+                }
+            };
+            if attempt < self.backoff.tries {
+                tokio::time::sleep(wait.unwrap_or_else(|| self.backoff.delay(attempt + 1))).await;
+            }
+        }
+        last.message = format!("{} (gave up after {} tries)", last.message, self.backoff.tries);
+        Err(last)
+    }
+
+    async fn try_once(
+        &self,
+        call: Call,
+        what: &str,
+        expect: Expect,
+        build: &impl Fn() -> RequestBuilder,
+    ) -> Result<Reply, (ApiError, Verdict)> {
+        let response = match build().send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let verdict = retry::on_transport(call, &e);
+                return Err((self.transport_error(call, what, &e, verdict), verdict));
+            }
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                let verdict = if call == Call::Read { Verdict::Retry(None) } else { Verdict::Final };
+                return Err((self.transport_error(call, what, &e, verdict), verdict));
+            }
+        };
+        if status.is_success() {
+            let reply = Reply { status, headers, body };
+            if expect == Expect::Json {
+                if let Err(e) = self.parse(call, what, &reply) {
+                    // A cut or garbled answer: free to ask again for a read, ambiguous for a submit.
+                    let verdict = if call == Call::Read { Verdict::Retry(None) } else { Verdict::Final };
+                    return Err((e, verdict));
+                }
+            }
+            return Ok(reply);
+        }
+        let said = errors::read(&body);
+        let verdict = retry::on_status(call, status, said.as_ref(), retry::retry_after(&headers));
+        if expect == Expect::AnyStatus && verdict == Verdict::Final {
+            return Ok(Reply { status, headers, body });
+        }
+        let message = self.redact(&errors::describe(status, &body, what));
+        Err((ApiError { message, said }, verdict))
+    }
+
+    fn transport_error(&self, call: Call, what: &str, e: &reqwest::Error, verdict: Verdict) -> ApiError {
+        let cause = error_chain(e);
+        let message = match (call, verdict) {
+            (Call::Submit, Verdict::Final) => format!(
+                "{what} failed after the request was sent ({cause}); it may have created a task \
+                 (and been paid for), so it was not sent again: check your CometAPI logs before re-running"
+            ),
+            _ => format!("{what} failed: {cause}; check your network and COMETAPI_BASE_URL"),
+        };
+        ApiError::new(self.redact(&message))
+    }
+}
+
+/// The path part of a URL, for messages (never the query, which could carry a secret).
+pub(crate) fn path_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let path = rest.find('/').map_or("/", |i| &rest[i..]);
+    path.split('?').next().unwrap_or(path)
+}
+
+/// A reqwest error with its causes ("error sending request ...: connection refused").
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut parts = vec![if e.is_timeout() { "timed out".to_owned() } else { e.to_string() }];
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let t = s.to_string();
+        if !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}

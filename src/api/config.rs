@@ -1,0 +1,130 @@
+//! Where the client points and with which key: `COMETAPI_BASE_URL` (host form, a trailing
+//! `/v1` or `/` dropped so task routes like `/suno/...` derive from the host), and
+//! `COMETAPI_KEY`, each from the environment or else a `.env` file in the current directory.
+//! `run --simulate` overrides both once, before any step runs.
+//!
+//! It owns the key's only copy in memory ([`Secret`]); it must not know about HTTP.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+pub(crate) const DEFAULT_BASE_URL: &str = "https://api.cometapi.com";
+
+/// The API key; its `Debug`/`Display` never show it, so it cannot leak through a log line.
+#[derive(Clone)]
+pub(crate) struct Secret(String);
+
+impl Secret {
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// A base URL and, when one was found, the key to send to it.
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoint {
+    /// `scheme://host[:port]`, no trailing slash, no `/v1`.
+    pub base: String,
+    pub key: Option<Secret>,
+}
+
+static OVERRIDE: OnceLock<Endpoint> = OnceLock::new();
+
+/// Points every later request at `base` with `key` (the in-process simulator).
+pub fn simulate(base: &str, key: &str) {
+    // Set once per process; a second `--simulate` in one process cannot happen.
+    let _ = OVERRIDE.set(Endpoint { base: normalize_base(base), key: Some(Secret(key.to_owned())) });
+}
+
+/// The endpoint for this process: the override, or the environment.
+pub(crate) fn endpoint() -> Endpoint {
+    if let Some(e) = OVERRIDE.get() {
+        return e.clone();
+    }
+    let base = from_env_or_dotenv("COMETAPI_BASE_URL").unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+    Endpoint { base: normalize_base(&base), key: from_env_or_dotenv("COMETAPI_KEY").map(Secret) }
+}
+
+/// `https://api.cometapi.com/v1/` -> `https://api.cometapi.com`; a bare host gets `https://`.
+pub(crate) fn normalize_base(raw: &str) -> String {
+    let mut s = raw.trim().trim_end_matches('/');
+    if let Some(stripped) = s.strip_suffix("/v1") {
+        s = stripped.trim_end_matches('/');
+    }
+    if s.contains("://") {
+        s.to_owned()
+    } else {
+        format!("https://{s}")
+    }
+}
+
+/// `host[:port]` of a URL, lowercased, for comparing hosts.
+pub(crate) fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host = rest.split(['/', '?', '#']).next()?;
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+/// The environment wins over `.env` in the current directory.
+fn from_env_or_dotenv(name: &str) -> Option<String> {
+    if let Some(v) = std::env::var(name).ok().filter(|v| !v.trim().is_empty()) {
+        return Some(v.trim().to_owned());
+    }
+    let text = std::fs::read_to_string(".env").ok()?;
+    dotenv_value(&text, name)
+}
+
+/// The value of `name` in `.env` text: `NAME=value`, optional `export `, quotes, comments.
+pub(crate) fn dotenv_value(text: &str, name: &str) -> Option<String> {
+    text.lines().rev().find_map(|line| {
+        let line = line.trim();
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let (k, v) = line.split_once('=')?;
+        if k.trim() != name {
+            return None;
+        }
+        let v = v.trim();
+        let v = if v.len() >= 2
+            && (v.starts_with('"') && v.ends_with('"') || v.starts_with('\'') && v.ends_with('\''))
+        {
+            &v[1..v.len() - 1]
+        } else {
+            v.split(" #").next().unwrap_or(v).trim()
+        };
+        (!v.is_empty()).then(|| v.to_owned())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_base_url_drops_a_trailing_v1_and_slashes() {
+        assert_eq!(normalize_base("https://api.cometapi.com/v1/"), "https://api.cometapi.com");
+        assert_eq!(normalize_base("https://api.cometapi.com/"), "https://api.cometapi.com");
+        assert_eq!(normalize_base("http://127.0.0.1:9/v1"), "http://127.0.0.1:9");
+        assert_eq!(normalize_base("api.cometapi.com/v1"), "https://api.cometapi.com");
+    }
+
+    #[test]
+    fn dotenv_lines_are_read_with_quotes_and_export() {
+        let text = "# keys\nOTHER=1\nexport COMETAPI_KEY=\"sk-abc\"\n";
+        assert_eq!(dotenv_value(text, "COMETAPI_KEY").as_deref(), Some("sk-abc"));
+        assert_eq!(dotenv_value("COMETAPI_KEY=sk-x # mine", "COMETAPI_KEY").as_deref(), Some("sk-x"));
+        assert_eq!(dotenv_value("COMETAPI_KEY=", "COMETAPI_KEY"), None);
+    }
+
+    #[test]
+    fn hosts_compare_without_paths() {
+        assert_eq!(host_of("http://127.0.0.1:9/a?b").as_deref(), Some("127.0.0.1:9"));
+        assert_eq!(host_of("https://API.cometapi.com").as_deref(), Some("api.cometapi.com"));
+    }
+}

@@ -1,0 +1,99 @@
+//! `chat`: OpenAI chat completions. Outputs the reply `text`, its `json` when the reply
+//! parses as JSON (also inside a ``` fence), `usage`, the resolved `model` and the `raw` answer.
+
+use futures::future::BoxFuture;
+use reqwest::Method;
+use serde_json::{json, Value as Json};
+
+use super::{at, field, object, paid, I, L, N, O, S};
+use crate::api::{api, retry::Call};
+use crate::steps::{KindSpec, StepCtx, StepError};
+
+pub(super) fn spec() -> KindSpec {
+    paid(
+        "chat",
+        "Asks a chat model (POST /v1/chat/completions).",
+        vec![
+            field("model", &[S], "the model id, e.g. gpt-4o-mini").required(),
+            field("messages", &[L], "a list of {role, content}").required(),
+            field("temperature", &[N], "sampling temperature, 0 to 2"),
+            field("max_tokens", &[I], "the longest reply, in tokens"),
+            field("response_format", &[O], "e.g. {type: json_object}"),
+        ],
+        &[
+            ("text", "the reply"),
+            ("json", "the reply parsed as JSON, or null"),
+            ("usage", "token counts"),
+            ("model", "the model that answered"),
+            ("raw", "the whole answer"),
+        ],
+    )
+}
+
+pub(super) fn run<'a>(
+    ctx: &'a StepCtx,
+    spec: &'a KindSpec,
+    with: Json,
+) -> BoxFuture<'a, Result<Json, StepError>> {
+    Box::pin(async move {
+        let mut body = object(spec, with)?;
+        // Streaming would need an SSE reader; one JSON answer is what the outputs need.
+        body.insert("stream".into(), json!(false));
+        let api = api()?;
+        api.key()?;
+        ctx.charge_call()?;
+        let raw =
+            api.json(Call::Submit, Method::POST, "/v1/chat/completions", Some(&Json::Object(body))).await?;
+        let text = reply_text(&raw);
+        Ok(json!({
+            "text": text,
+            "json": parse_json(&text),
+            "usage": at(&raw, "usage"),
+            "model": at(&raw, "model"),
+            "raw": raw,
+        }))
+    })
+}
+
+/// `choices[0].message.content`, a string or a list of text parts.
+fn reply_text(raw: &Json) -> String {
+    match at(raw, "choices.0.message.content") {
+        Json::String(s) => s,
+        Json::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join(""),
+        _ => String::new(),
+    }
+}
+
+/// The reply as JSON: whole, or the first ``` fenced block.
+pub(crate) fn parse_json(text: &str) -> Json {
+    let t = text.trim();
+    if let Ok(v) = serde_json::from_str::<Json>(t) {
+        if v.is_object() || v.is_array() {
+            return v;
+        }
+    }
+    let Some(start) = t.find("```") else { return Json::Null };
+    let after = &t[start + 3..];
+    let after = after.split_once('\n').map_or(after, |(lang, rest)| {
+        if lang.trim().chars().all(char::is_alphanumeric) {
+            rest
+        } else {
+            after
+        }
+    });
+    let Some(end) = after.find("```") else { return Json::Null };
+    serde_json::from_str(after[..end].trim()).unwrap_or(Json::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_found_whole_or_in_a_fence() {
+        assert_eq!(parse_json(r#"{"a":1}"#), json!({"a":1}));
+        assert_eq!(parse_json("Here:\n```json\n[1, 2]\n```\nbye"), json!([1, 2]));
+        assert_eq!(parse_json("just words"), Json::Null);
+        assert_eq!(parse_json("42"), Json::Null);
+    }
+}

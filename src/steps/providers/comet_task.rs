@@ -1,0 +1,100 @@
+//! `comet.task`: any CometAPI submit-then-poll endpoint, declared in the step. Its `with`
+//! becomes the same `TaskSpec` the catalog holds, so it runs through the same driver.
+
+use futures::future::BoxFuture;
+use serde_json::{json, Map, Value as Json};
+
+use super::{at, field, object, paid, L, O, S};
+use crate::api::catalog::{scalar, Route, TaskSpec};
+use crate::api::{download, task};
+use crate::steps::{KindSpec, StepCtx, StepError};
+
+pub(super) fn spec() -> KindSpec {
+    let mut spec = paid(
+        "comet.task",
+        "Any CometAPI task endpoint: submit, then poll until a success or failure status.",
+        vec![
+            field("submit", &[O], "{method, path, body}: the paid call; path from the host").required(),
+            field("id", &[S], "dotted path to the task id in the submit answer, e.g. data.task_id")
+                .required(),
+            field("fetch", &[O], "{method, path}: the poll; `{id}` in the path is the task id").required(),
+            field("status", &[S], "dotted path to the status in the fetch answer").required(),
+            field("success", &[L], "statuses that mean done").required(),
+            field("failure", &[L], "statuses that mean failed"),
+            field("progress", &[S], "dotted path to the progress, when there is one"),
+            field("error", &[S], "dotted path to the failure reason"),
+            field("files", &[L], "dotted paths of URLs to download on success"),
+        ],
+        &[
+            ("task_id", "the task id"),
+            ("status", "the final status"),
+            ("result", "the last fetch answer"),
+            ("files", "local paths of the downloaded files, in the order of `files`"),
+        ],
+    );
+    // Nothing passes through to the API from here: an unknown field is a typo.
+    spec.open = false;
+    spec
+}
+
+fn text_list(v: Option<&Json>) -> Vec<String> {
+    match v {
+        Some(Json::Array(items)) => items.iter().filter_map(scalar).collect(),
+        Some(other) => scalar(other).into_iter().collect(),
+        None => Vec::new(),
+    }
+}
+
+fn route(
+    spec: &KindSpec,
+    with: &Map<String, Json>,
+    key: &str,
+    default_method: &str,
+) -> Result<Route, StepError> {
+    let r = &with[key];
+    let path = r["path"].as_str().filter(|p| !p.is_empty()).ok_or_else(|| {
+        StepError::fatal(format!(
+            "`{}` needs `{key}.path`, e.g. `{key}: {{ path: /suno/submit/music }}`",
+            spec.name
+        ))
+    })?;
+    let method = r["method"].as_str().unwrap_or(default_method).to_owned();
+    Ok(Route { method, path: path.to_owned() })
+}
+
+pub(super) fn run<'a>(
+    ctx: &'a StepCtx,
+    spec: &'a KindSpec,
+    with: Json,
+) -> BoxFuture<'a, Result<Json, StepError>> {
+    Box::pin(async move {
+        let with = object(spec, with)?;
+        let task_spec = TaskSpec {
+            family: "comet".into(),
+            submit: route(spec, &with, "submit", "POST")?,
+            id: with.get("id").and_then(scalar).unwrap_or_else(|| "id".into()),
+            fetch: route(spec, &with, "fetch", "GET")?,
+            status: with.get("status").and_then(scalar).unwrap_or_else(|| "status".into()),
+            success: text_list(with.get("success")),
+            failure: text_list(with.get("failure")),
+            progress: with.get("progress").and_then(scalar),
+            error: with.get("error").and_then(scalar),
+            envelope: None,
+            pending_errors: vec!["task_not_exist".into()],
+        };
+        let body = with["submit"].get("body").cloned().unwrap_or_else(|| json!({}));
+        let done = task::run(ctx, &task_spec, &body).await?;
+        let mut files = Vec::new();
+        for (i, path) in text_list(with.get("files")).iter().enumerate() {
+            let Some(url) = at(&done.result, path).as_str().map(str::to_owned) else {
+                return Err(StepError::fatal(format!(
+                    "`files` path `{path}` holds no URL in the final answer of task {}; fix the path",
+                    done.task_id
+                )));
+            };
+            let stem = format!("file-{}", i + 1);
+            files.push(download::fetch(ctx.dir()?, &url, &stem).await?.display().to_string());
+        }
+        Ok(json!({ "task_id": done.task_id, "status": done.status, "result": done.result, "files": files }))
+    })
+}
