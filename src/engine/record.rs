@@ -1,15 +1,16 @@
-//! The result of a run: what `--json` prints and `run.json` holds.
+//! The result of a run: what `--json` prints and `run.json` holds. It reads back too, so
+//! `cometflow report` can draw a finished run; fields added later default when absent.
 
 use std::time::Duration;
 
 use indexmap::IndexMap;
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use super::events::Status;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
     Succeeded,
@@ -27,7 +28,7 @@ impl RunStatus {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepRecord {
     pub status: Status,
     pub kind: String,
@@ -35,14 +36,17 @@ pub struct StepRecord {
     pub cached: bool,
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
-    #[serde(serialize_with = "millis")]
+    #[serde(serialize_with = "millis", deserialize_with = "from_millis")]
     pub duration_ms: Duration,
     pub outputs: Json,
     pub error: Option<String>,
+    /// The ids of the steps this one waited for: the run's DAG, for reports.
+    #[serde(default)]
+    pub needs: Vec<String>,
 }
 
 impl StepRecord {
-    pub fn not_run(kind: &str, status: Status, reason: Option<String>) -> Self {
+    pub fn not_run(kind: &str, needs: Vec<String>, status: Status, reason: Option<String>) -> Self {
         StepRecord {
             status,
             kind: kind.to_owned(),
@@ -53,18 +57,22 @@ impl StepRecord {
             duration_ms: Duration::ZERO,
             outputs: Json::Object(Default::default()),
             error: reason,
+            needs,
         }
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
     pub run_id: String,
     pub pipeline: String,
+    /// The pipeline file's absolute path.
+    #[serde(default)]
+    pub pipeline_file: String,
     pub status: RunStatus,
     pub started_at: Timestamp,
     pub finished_at: Timestamp,
-    #[serde(serialize_with = "millis")]
+    #[serde(serialize_with = "millis", deserialize_with = "from_millis")]
     pub duration_ms: Duration,
     pub run_dir: String,
     pub inputs: IndexMap<String, Json>,
@@ -74,4 +82,8 @@ pub struct RunRecord {
 
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_millis() as u64)
+}
+
+fn from_millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    u64::deserialize(d).map(Duration::from_millis)
 }
