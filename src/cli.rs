@@ -1,6 +1,7 @@
 //! The command line: clap types, one file per command, and the exit codes.
 
 mod graph;
+mod report;
 mod run;
 mod validate;
 
@@ -75,6 +76,9 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Print a pipeline's dependency graph
     Graph(graph::GraphArgs),
+    /// Write a self-contained HTML report of a run
+    #[command(after_help = report::EXAMPLES)]
+    Report(report::ReportArgs),
 }
 
 /// A pipeline file argument.
@@ -102,5 +106,6 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Run(args) => run::run(args, &cli.output),
         Command::Validate(args) => validate::validate(args),
         Command::Graph(args) => graph::graph(args),
+        Command::Report(args) => report::report(args),
     }
 }

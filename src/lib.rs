@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod diag;
 pub mod engine;
+mod html;
 pub mod media;
 pub mod model;
 pub mod plan;
