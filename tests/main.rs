@@ -2,9 +2,11 @@
 
 mod harness;
 
+mod browser;
 mod errors;
 mod examples;
 mod media;
+mod report;
 mod run;
 mod shell;
 mod sim;
