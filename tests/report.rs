@@ -73,7 +73,10 @@ fn sources(html: &str, tag: &str) -> Vec<String> {
             let end = rest.find('>').unwrap();
             let attrs = &rest[..end];
             let src = attrs.split("src=\"").nth(1).unwrap_or_else(|| panic!("no src in {attrs}"));
-            percent_decode(&src[..src.find('"').unwrap()].replace("&amp;", "&"))
+            let src = &src[..src.find('"').unwrap()];
+            // A media fragment (`#t=0.1`) is not part of the file name.
+            let src = src.split('#').next().unwrap();
+            percent_decode(&src.replace("&amp;", "&"))
         })
         .collect()
 }

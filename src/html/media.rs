@@ -108,7 +108,8 @@ pub(crate) fn players(media: &[Media]) -> String {
         let src = escape(&m.src);
         let player = match m.kind {
             Kind::Audio => format!(r#"<audio controls preload="metadata" src="{src}"></audio>"#),
-            Kind::Video => format!(r#"<video controls preload="metadata" src="{src}"></video>"#),
+            // `#t=0.1` makes the browser seek and paint a frame instead of a black box.
+            Kind::Video => format!(r#"<video controls preload="metadata" src="{src}#t=0.1"></video>"#),
             Kind::Image => {
                 format!(r#"<a href="{src}"><img loading="lazy" src="{src}" alt="{}"></a>"#, escape(&m.label))
             }

@@ -40,18 +40,31 @@ pub(crate) fn dag(steps: &IndexMap<String, StepRecord>) -> String {
     out.push_str(
         r#"<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path class="arrow" d="M0,0 L10,5 L0,10 z"/></marker></defs>"#,
     );
+    // The top of every node, per layer, so a long edge can pass between them.
+    let mut tops: Vec<Vec<f64>> = vec![Vec::new(); layout.layer_sizes.len()];
+    for i in 0..steps.len() {
+        tops[layout.pos[i].0].push(corner(i).1);
+    }
+    for t in &mut tops {
+        t.sort_by(f64::total_cmp);
+    }
     for (i, ds) in deps.iter().enumerate() {
         let (tx, ty) = corner(i);
         for &d in ds {
             let (sx, sy) = corner(d);
-            let (x1, y1, x2, y2) = (sx + NODE_W, sy + NODE_H / 2.0, tx - 2.0, ty + NODE_H / 2.0);
-            let bend = ((x2 - x1) / 2.0).max(24.0);
-            let _ = write!(
-                out,
-                r#"<path class="edge" d="M{x1},{y1} C{},{y1} {},{y2} {x2},{y2}" marker-end="url(#arrow)"/>"#,
-                x1 + bend,
-                x2 - bend
-            );
+            let mut points = vec![(sx + NODE_W, sy + NODE_H / 2.0)];
+            let (from, to) = (layout.pos[d].0, layout.pos[i].0);
+            // An edge that skips layers crosses each one in the gap nearest its course.
+            for (layer, column) in tops.iter().enumerate().take(to).skip(from + 1) {
+                let share = (layer - from) as f64 / (to - from) as f64;
+                let want = sy + (ty - sy) * share + NODE_H / 2.0;
+                let y = gap_near(column, want);
+                let x = PAD + layer as f64 * (NODE_W + GAP_X);
+                points.push((x, y));
+                points.push((x + NODE_W, y));
+            }
+            points.push((tx - 2.0, ty + NODE_H / 2.0));
+            out.push_str(&edge(&points));
         }
     }
     for (i, (id, step)) in steps.iter().enumerate() {
@@ -75,6 +88,31 @@ pub(crate) fn dag(steps: &IndexMap<String, StepRecord>) -> String {
     }
     out.push_str("</svg>");
     out
+}
+
+/// The y of the free horizontal lane nearest `want` in a layer whose nodes start at `tops`.
+fn gap_near(tops: &[f64], want: f64) -> f64 {
+    let mut lanes = vec![tops.first().map_or(want, |t| t - GAP_Y / 2.0)];
+    lanes.extend(tops.iter().map(|t| t + NODE_H + GAP_Y / 2.0));
+    lanes.into_iter().min_by(|a, b| (a - want).abs().total_cmp(&(b - want).abs())).unwrap_or(want)
+}
+
+/// A smooth path through `points`, leaving and entering each one horizontally.
+fn edge(points: &[(f64, f64)]) -> String {
+    let mut d = String::new();
+    for (n, pair) in points.windows(2).enumerate() {
+        let ((x1, y1), (x2, y2)) = (pair[0], pair[1]);
+        if n == 0 {
+            let _ = write!(d, "M{x1},{y1}");
+        }
+        if y1 == y2 {
+            let _ = write!(d, " L{x2},{y2}");
+        } else {
+            let bend = ((x2 - x1) / 2.0).max(24.0);
+            let _ = write!(d, " C{},{y1} {},{y2} {x2},{y2}", x1 + bend, x2 - bend);
+        }
+    }
+    format!(r#"<path class="edge" d="{d}" marker-end="url(#arrow)"/>"#)
 }
 
 /// Shortens a label to fit its box; the full text stays in the node's tooltip.
@@ -109,6 +147,24 @@ mod tests {
         assert_eq!(svg.matches(r#"class="edge""#).count(), 1, "an unknown need draws nothing");
         assert!(svg.contains(r##"href="#step-b""##));
         assert!(svg.contains(r#"class="node s-skipped""#));
+    }
+
+    /// ```text
+    ///   a ──> b ──> c
+    ///   └──────────> c      a's edge to c must not cut through b
+    /// ```
+    #[test]
+    fn an_edge_that_skips_a_layer_runs_beside_the_nodes_there() {
+        let steps: IndexMap<String, StepRecord> =
+            [("a", step(&[])), ("b", step(&["a"])), ("c", step(&["b", "a"]))]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+        let svg = dag(&steps);
+        // b's box spans y 12..58; the long edge crosses its layer in the lane above or below.
+        let lane = gap_near(&[12.0], 35.0);
+        assert!(lane == 3.0 || lane == 67.0, "{lane}");
+        assert!(svg.contains(&format!(" L{},{lane}", PAD + 2.0 * NODE_W + GAP_X)), "{svg}");
     }
 
     #[test]
