@@ -156,7 +156,13 @@ fn report_last_draws_the_newest_run_with_its_media_failures_and_skips() {
 #[test]
 fn a_report_written_elsewhere_links_back_into_the_run_folder() {
     let t = showcase().args(&["run", "pipeline.yaml", "--json"]);
-    let run_id = t.expect(1).json()["run_id"].as_str().unwrap().to_owned();
+    let result = t.expect(1).json();
+    // The record carries the DAG (needs in file order) and where the pipeline came from.
+    assert_eq!(result["steps"]["after_broken"]["needs"], serde_json::json!(["narrate", "broken"]));
+    assert_eq!(result["steps"]["thumbs"]["needs"], serde_json::json!([]));
+    let file = result["pipeline_file"].as_str().unwrap();
+    assert!(Path::new(file).is_absolute() && file.ends_with("pipeline.yaml"), "{file}");
+    let run_id = result["run_id"].as_str().unwrap().to_owned();
     let path = report(&t, &[&run_id, "-o", "out/deep/report.html"]);
     assert_eq!(path, t.path().canonicalize().unwrap().join("out/deep/report.html"));
     let (videos, audios, images) = check_report(&path);

@@ -87,3 +87,45 @@ fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 fn from_millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     u64::deserialize(d).map(Duration::from_millis)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_reads_back_what_it_wrote() {
+        let mut steps = IndexMap::new();
+        let mut step = StepRecord::not_run("shell", vec!["a".into()], Status::Skipped, Some("why".into()));
+        step.duration_ms = Duration::from_millis(1500);
+        steps.insert("b".to_string(), step);
+        let record = RunRecord {
+            run_id: "r".into(),
+            pipeline: "p".into(),
+            pipeline_file: "/x/p.yaml".into(),
+            status: RunStatus::Failed,
+            started_at: Timestamp::UNIX_EPOCH,
+            finished_at: Timestamp::UNIX_EPOCH,
+            duration_ms: Duration::from_millis(2),
+            run_dir: "/s/runs/r".into(),
+            inputs: IndexMap::new(),
+            outputs: IndexMap::new(),
+            steps,
+        };
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["steps"]["b"]["needs"], serde_json::json!(["a"]));
+        assert_eq!(json["steps"]["b"]["duration_ms"], 1500);
+        let back: RunRecord = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&back).unwrap(), json);
+    }
+
+    #[test]
+    fn a_record_from_before_needs_and_pipeline_file_still_reads() {
+        let old = r#"{"run_id": "r", "pipeline": "p", "status": "succeeded",
+            "started_at": "2025-01-01T00:00:00Z", "finished_at": "2025-01-01T00:00:01Z",
+            "duration_ms": 1000, "run_dir": "/s/runs/r", "inputs": {}, "outputs": {},
+            "steps": {"a": {"status": "succeeded", "kind": "value", "attempts": 1, "cached": false,
+                "started_at": null, "finished_at": null, "duration_ms": 0, "outputs": {}, "error": null}}}"#;
+        let record: RunRecord = serde_json::from_str(old).unwrap();
+        assert!(record.pipeline_file.is_empty() && record.steps["a"].needs.is_empty());
+    }
+}
