@@ -1,6 +1,7 @@
 //! The command line: clap types, one file per command, and the exit codes.
 
 mod graph;
+mod report;
 mod run;
 mod sim;
 mod validate;
@@ -79,6 +80,9 @@ pub enum Command {
     Graph(graph::GraphArgs),
     /// Serve the built-in CometAPI simulator on 127.0.0.1 (for offline runs and tests)
     Sim(crate::sim::SimArgs),
+    /// Write a self-contained HTML report of a run
+    #[command(after_help = report::EXAMPLES)]
+    Report(report::ReportArgs),
 }
 
 /// A pipeline file argument.
@@ -107,5 +111,6 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Validate(args) => validate::validate(args),
         Command::Graph(args) => graph::graph(args),
         Command::Sim(args) => sim::sim(args),
+        Command::Report(args) => report::report(args),
     }
 }

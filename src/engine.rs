@@ -22,7 +22,7 @@ use serde_json::Value as Json;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::model::Pipeline;
+use crate::model::{Pipeline, Step};
 use crate::plan::Plan;
 use crate::steps::Budget;
 use crate::template::Scope;
@@ -130,6 +130,10 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions, events: EventTx) -> RunR
     RunRecord {
         run_id: opts.run_id,
         pipeline: pipeline.name.clone(),
+        pipeline_file: std::path::absolute(&pipeline.source.path)
+            .unwrap_or_else(|_| pipeline.source.path.clone())
+            .display()
+            .to_string(),
         status,
         started_at,
         finished_at,
@@ -139,4 +143,9 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions, events: EventTx) -> RunR
         outputs,
         steps: pipeline.steps.iter().map(|s| s.id.clone()).zip(records).collect(),
     }
+}
+
+/// The ids a step waits for (its `deps` are indices into the pipeline's steps).
+fn needs_of(pipeline: &Pipeline, step: &Step) -> Vec<String> {
+    step.deps.iter().map(|&d| pipeline.steps[d].id.clone()).collect()
 }

@@ -7,6 +7,7 @@ pub mod api;
 pub mod cli;
 pub mod diag;
 pub mod engine;
+mod html;
 pub mod media;
 pub mod model;
 pub mod plan;

@@ -63,8 +63,12 @@ impl Test {
     }
 
     pub fn command(&self) -> Command {
+        self.command_with(&self.args)
+    }
+
+    fn command_with(&self, args: &[String]) -> Command {
         let mut cmd = Command::new(BIN);
-        cmd.args(&self.args)
+        cmd.args(args)
             .current_dir(self.dir.path())
             .env("COMETFLOW_STATE_DIR", self.state_dir())
             .env("NO_COLOR", "1")
@@ -78,7 +82,17 @@ impl Test {
     }
 
     pub fn run(&self) -> Output {
-        let out = self.command().output().unwrap();
+        Self::output(self.command())
+    }
+
+    /// Runs another command in the same folder, with the same state directory.
+    pub fn then(&self, args: &[&str]) -> Output {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        Self::output(self.command_with(&args))
+    }
+
+    fn output(mut cmd: Command) -> Output {
+        let out = cmd.output().unwrap();
         Output {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -4,9 +4,11 @@ mod harness;
 
 mod api;
 
+mod browser;
 mod errors;
 mod examples;
 mod media;
+mod report;
 mod run;
 mod shell;
 mod sim;

@@ -36,6 +36,9 @@ pub struct RunArgs {
     /// Print the run's result as JSON on stdout (progress stays on stderr)
     #[arg(long)]
     pub json: bool,
+    /// Write an HTML report of the run into its folder and print its path
+    #[arg(long)]
+    pub report: bool,
     /// Validate and print the plan with the paid calls it would make; run nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -119,6 +122,13 @@ async fn execute(
         }
     };
     interrupt.abort();
+    if args.report {
+        // Stdout may hold `--json`, so the path goes to stderr with the progress.
+        match super::report::write_report(&record, &crate::html::default_path(&record)) {
+            Ok(path) => eprintln!("report: {}", path.display()),
+            Err(message) => eprintln!("error: {message}"),
+        }
+    }
     if args.json {
         match serde_json::to_string_pretty(&record) {
             Ok(json) => println!("{json}"),

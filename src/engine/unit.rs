@@ -60,6 +60,7 @@ pub(super) async fn run_step(shared: &Shared, idx: StepIdx) -> StepRecord {
         duration_ms: clock,
         outputs: outcome.outputs,
         error: outcome.error,
+        needs: super::needs_of(&shared.plan.pipeline, step),
     }
 }
 

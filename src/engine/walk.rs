@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::events::{Event, Status};
 use super::record::StepRecord;
-use super::{unit, Shared};
+use super::{needs_of, unit, Shared};
 use crate::model::StepIdx;
 
 pub(super) async fn walk(shared: Arc<Shared>) -> Vec<StepRecord> {
@@ -57,7 +57,9 @@ pub(super) async fn walk(shared: Arc<Shared>) -> Vec<StepRecord> {
         .steps
         .iter()
         .zip(records)
-        .map(|(s, r)| r.unwrap_or_else(|| StepRecord::not_run(&s.uses, Status::Cancelled, None)))
+        .map(|(s, r)| {
+            r.unwrap_or_else(|| StepRecord::not_run(&s.uses, needs_of(&pipeline, s), Status::Cancelled, None))
+        })
         .collect()
 }
 
@@ -95,8 +97,9 @@ fn finish(
 /// because something it needs failed or was skipped.
 fn settle_without_running(shared: &Shared, i: StepIdx, records: &[Option<StepRecord>]) -> Option<StepRecord> {
     let step = &shared.plan.pipeline.steps[i];
+    let needs = || needs_of(&shared.plan.pipeline, step);
     if shared.cancel.is_cancelled() {
-        return Some(StepRecord::not_run(&step.uses, Status::Cancelled, None));
+        return Some(StepRecord::not_run(&step.uses, needs(), Status::Cancelled, None));
     }
     for &d in &step.deps {
         let Some(dep) = &records[d] else { continue };
@@ -110,9 +113,11 @@ fn settle_without_running(shared: &Shared, i: StepIdx, records: &[Option<StepRec
             Status::Failed if dep_step.continue_on_error => continue,
             Status::Failed => format!("needs `{}`, which failed", dep_step.id),
             Status::Skipped => format!("needs `{}`, which was skipped", dep_step.id),
-            Status::Cancelled => return Some(StepRecord::not_run(&step.uses, Status::Cancelled, None)),
+            Status::Cancelled => {
+                return Some(StepRecord::not_run(&step.uses, needs(), Status::Cancelled, None))
+            }
         };
-        return Some(StepRecord::not_run(&step.uses, Status::Skipped, Some(reason)));
+        return Some(StepRecord::not_run(&step.uses, needs(), Status::Skipped, Some(reason)));
     }
     None
 }
