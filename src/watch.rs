@@ -103,7 +103,7 @@ pub async fn run(opts: WatchOptions, shutdown: impl Future<Output = ()>) -> Resu
             }
             Wake::Changed(paths) => {
                 let Some(first) = paths.iter().find(|p| targets.is_relevant(p)) else { continue };
-                eprintln!("cometflow: `{}` changed; running again", targets.display(first));
+                eprintln!("cometflow: `{}` changed; reloading", targets.display(first));
                 if let Some(r) = current.take() {
                     eprintln!("cometflow: cancelling the run in progress");
                     r.stop().await;

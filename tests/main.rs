@@ -1,10 +1,13 @@
 //! One integration test binary: every test drives the real `cometflow` binary.
 
+mod child;
 mod harness;
 
 mod errors;
 mod examples;
 mod media;
 mod run;
+mod schedule;
 mod shell;
 mod sim;
+mod watch;

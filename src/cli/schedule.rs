@@ -78,7 +78,8 @@ pub fn schedule(args: ScheduleArgs, output: &OutputArgs) -> i32 {
         verbosity: super::verbosity(output),
     };
     let Some(runtime) = super::runtime() else { return exit::FAILED };
-    match runtime.block_on(crate::schedule::daemon::run(opts, signals())) {
+    // Signal streams need the runtime; they are created inside it, before the daemon starts.
+    match runtime.block_on(async { crate::schedule::daemon::run(opts, signals()).await }) {
         Ok(Stop::Terminate) => exit::OK,
         Ok(Stop::Interrupt) => exit::INTERRUPTED,
         Err(e) => {
@@ -88,21 +89,29 @@ pub fn schedule(args: ScheduleArgs, output: &OutputArgs) -> i32 {
     }
 }
 
-/// Ctrl-C or SIGTERM, whichever comes first.
-async fn signals() -> Stop {
+/// Ctrl-C or SIGTERM, whichever comes first. The handlers are installed before the
+/// future is returned, so a signal sent as soon as the schedule is printed is not lost.
+fn signals() -> impl std::future::Future<Output = Stop> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            return tokio::select! {
-                _ = tokio::signal::ctrl_c() => Stop::Interrupt,
-                _ = term.recv() => Stop::Terminate,
-            };
+        let streams = signal(SignalKind::interrupt()).and_then(|i| Ok((i, signal(SignalKind::terminate())?)));
+        async move {
+            match streams {
+                Ok((mut int, mut term)) => tokio::select! {
+                    _ = int.recv() => Stop::Interrupt,
+                    _ = term.recv() => Stop::Terminate,
+                },
+                Err(_) => std::future::pending().await,
+            }
         }
     }
-    match tokio::signal::ctrl_c().await {
-        Ok(()) => Stop::Interrupt,
-        Err(_) => std::future::pending().await,
+    #[cfg(not(unix))]
+    async {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => Stop::Interrupt,
+            Err(_) => std::future::pending().await,
+        }
     }
 }
 

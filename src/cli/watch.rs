@@ -41,18 +41,35 @@ pub fn watch(args: WatchArgs, output: &OutputArgs) -> i32 {
         verbosity: super::verbosity(output),
     };
     let Some(runtime) = super::runtime() else { return exit::FAILED };
-    let shutdown = async {
-        // If the handler cannot be installed, never stop on a signal rather than at once.
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    match runtime.block_on(crate::watch::run(opts, shutdown)) {
+    match runtime.block_on(async { crate::watch::run(opts, interrupted()).await }) {
         Ok(Outcome::Stopped) => exit::OK,
         Ok(Outcome::Interrupted) => exit::INTERRUPTED,
         Err(e) => {
             eprintln!("error: {e}");
             exit::FAILED
+        }
+    }
+}
+
+/// Ctrl-C. The handler is installed before the future is returned, so a Ctrl-C right
+/// after start is not lost; if it cannot be installed, signals never stop the loop.
+fn interrupted() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        let stream = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
+        async move {
+            match stream {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
         }
     }
 }

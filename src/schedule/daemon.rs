@@ -131,6 +131,15 @@ fn expand(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>), String> {
     Ok((files, dirs))
 }
 
+/// `file` relative to the current folder when it is under it: how users named it.
+fn relative(file: &Path) -> PathBuf {
+    std::env::current_dir()
+        .ok()
+        .and_then(|d| std::fs::canonicalize(d).ok())
+        .and_then(|d| file.strip_prefix(d).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| file.to_path_buf())
+}
+
 fn is_pipeline_file(p: &Path) -> bool {
     p.extension().is_some_and(|e| e == "yaml" || e == "yml")
 }
@@ -158,15 +167,15 @@ impl Daemon {
 
     /// Loads or reloads one file; says what it kept, added or dropped.
     fn reload(&mut self, file: &Path, now: Timestamp) {
-        let cwd = std::env::current_dir().map(|d| normalize(&d.join("x"))).unwrap_or_default();
-        let shown = file.strip_prefix(cwd.parent().unwrap_or(&cwd)).unwrap_or(file).display();
+        let rel = relative(file);
+        let shown = rel.display();
         if !file.exists() {
             if let Some(old) = self.pipelines.remove(file) {
                 eprintln!("cometflow: `{shown}` was removed; dropped the schedule of `{}`", old.name());
             }
             return;
         }
-        match load(file) {
+        match load(&rel) {
             Loaded::Schedule(plan, triggers) => {
                 let mut s = Scheduled::new(file.to_path_buf(), plan, triggers, now);
                 let verb = match self.pipelines.remove(file) {
