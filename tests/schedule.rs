@@ -168,3 +168,22 @@ fn nothing_to_schedule_is_an_error() {
     assert!(out.stderr.contains("has no `on.schedule`; not scheduled"), "{}", out.stderr);
     assert!(out.stderr.contains("error: nothing to schedule"), "{}", out.stderr);
 }
+
+#[test]
+fn the_daemon_reloads_edits_and_keeps_the_old_schedule_on_an_invalid_one() {
+    let t = Test::new().pipeline(DAILY).args(&["schedule", "pipeline.yaml"]);
+    let mut d = Running::start(&t);
+    d.expect_line("next run of `daily`", WAIT);
+    let file = t.path().join("pipeline.yaml");
+    std::fs::write(&file, DAILY.replace("0 9 * * MON-FRI", "30 2 * * *")).unwrap();
+    d.expect_line("reloaded `daily` (pipeline.yaml): `30 2 * * *` in Europe/Berlin", WAIT);
+    std::fs::write(&file, DAILY.replace("0 9 * * MON-FRI", "30 2 * *")).unwrap();
+    d.expect_line("error: pipeline.yaml:4:13: `30 2 * *` has 4 fields, not 5", WAIT);
+    d.expect_line("`pipeline.yaml` is invalid; keeping the previous schedule of `daily`", WAIT);
+    std::fs::remove_file(&file).unwrap();
+    d.expect_line("`pipeline.yaml` was removed; dropped the schedule of `daily`", WAIT);
+    std::fs::write(&file, DAILY).unwrap();
+    d.expect_line("scheduled `daily` (pipeline.yaml)", WAIT);
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(WAIT).0, 0);
+}

@@ -40,6 +40,8 @@ struct Daemon {
     opts: DaemonOptions,
     /// Folders given on the command line: new pipeline files in them get scheduled.
     dirs: Vec<PathBuf>,
+    /// Files given on the command line: watched even while invalid or removed.
+    named: Vec<PathBuf>,
     pipelines: BTreeMap<PathBuf, Scheduled>,
     record: FireRecord,
     state: PathBuf,
@@ -56,7 +58,9 @@ pub async fn run(opts: DaemonOptions, shutdown: impl Future<Output = Stop>) -> R
         format!("cannot read `{}`: {e}; fix or delete it", FireRecord::path(&state).display())
     })?;
     let root = CancellationToken::new();
-    let mut d = Daemon { opts, dirs, pipelines: BTreeMap::new(), record, state, root, runs: JoinSet::new() };
+    let named = files.clone();
+    let mut d =
+        Daemon { opts, dirs, named, pipelines: BTreeMap::new(), record, state, root, runs: JoinSet::new() };
     let now = Timestamp::now();
     for f in files {
         d.reload(&f, now);
@@ -70,11 +74,7 @@ pub async fn run(opts: DaemonOptions, shutdown: impl Future<Output = Stop>) -> R
     d.announce();
     tokio::pin!(shutdown);
     loop {
-        let wait = d.earliest().map(|t| {
-            Duration::from_millis(
-                t.as_millisecond().saturating_sub(Timestamp::now().as_millisecond()).max(0) as u64
-            )
-        });
+        let wait = d.earliest().map(until);
         tokio::select! {
             stop = &mut shutdown => {
                 eprintln!("cometflow: stopping; cancelling {} run(s) in progress", d.runs.len());
@@ -101,6 +101,12 @@ pub async fn run(opts: DaemonOptions, shutdown: impl Future<Output = Stop>) -> R
             }
         }
     }
+}
+
+/// The time left until `t`, rounded up so the wake-up is never before it.
+fn until(t: Timestamp) -> Duration {
+    let nanos = t.as_nanosecond() - Timestamp::now().as_nanosecond();
+    Duration::from_nanos(u64::try_from(nanos.max(0)).unwrap_or(u64::MAX))
 }
 
 async fn sleep(wait: Option<Duration>) {
@@ -151,7 +157,8 @@ impl Daemon {
 
     fn watched_dirs(&self) -> Vec<(PathBuf, bool)> {
         let mut dirs: BTreeSet<PathBuf> = self.dirs.iter().cloned().collect();
-        dirs.extend(self.pipelines.keys().filter_map(|f| f.parent().map(Path::to_path_buf)));
+        let files = self.pipelines.keys().chain(&self.named);
+        dirs.extend(files.filter_map(|f| f.parent().map(Path::to_path_buf)));
         dirs.into_iter().map(|d| (d, false)).collect()
     }
 
@@ -214,7 +221,7 @@ impl Daemon {
         let now = Timestamp::now();
         let mut any = false;
         for path in batch.iter().map(|p| normalize(p)) {
-            let known = self.pipelines.contains_key(&path);
+            let known = self.pipelines.contains_key(&path) || self.named.contains(&path);
             let in_dir =
                 path.parent().is_some_and(|p| self.dirs.iter().any(|d| d == p)) && is_pipeline_file(&path);
             if known || in_dir {

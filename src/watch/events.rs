@@ -16,7 +16,7 @@ pub const DEBOUNCE: Duration = Duration::from_millis(300);
 pub struct FsEvents {
     watcher: RecommendedWatcher,
     rx: mpsc::UnboundedReceiver<Vec<PathBuf>>,
-    watched: Vec<PathBuf>,
+    watched: Vec<(PathBuf, bool)>,
 }
 
 impl FsEvents {
@@ -34,17 +34,24 @@ impl FsEvents {
         Ok(FsEvents { watcher, rx, watched: Vec::new() })
     }
 
-    /// Watches exactly `dirs` from now on (recursively when asked), dropping other watches.
+    /// Watches exactly `dirs` from now on (recursively when asked). Watches that stay are
+    /// left alone: re-creating them would lose the events in between.
     pub fn set(&mut self, dirs: &[(PathBuf, bool)]) -> Result<(), String> {
-        for old in std::mem::take(&mut self.watched) {
-            let _ = self.watcher.unwatch(&old);
+        for old in &self.watched {
+            if !dirs.contains(old) {
+                let _ = self.watcher.unwatch(&old.0);
+            }
         }
+        self.watched.retain(|w| dirs.contains(w));
         for (dir, recursive) in dirs {
+            if self.watched.iter().any(|w| w == &(dir.clone(), *recursive)) {
+                continue;
+            }
             let mode = if *recursive { RecursiveMode::Recursive } else { RecursiveMode::NonRecursive };
             self.watcher.watch(dir, mode).map_err(|e| {
                 format!("cannot watch `{}`: {e}; check that the folder exists", dir.display())
             })?;
-            self.watched.push(dir.clone());
+            self.watched.push((dir.clone(), *recursive));
         }
         Ok(())
     }
