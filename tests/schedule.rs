@@ -187,3 +187,19 @@ fn the_daemon_reloads_edits_and_keeps_the_old_schedule_on_an_invalid_one() {
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait(WAIT).0, 0);
 }
+
+#[test]
+fn schedule_inputs_and_policies_are_checked_where_written() {
+    let out = Test::new()
+        .pipeline(
+            "name: bad\ninputs:\n  clips: { default: 2 }\non:\n  schedule:\n    - cron: \"0 9 * * *\"\n      overlap: queued\n      catch_up: all\n      inputs: { clips: many, theme: x }\nsteps:\n  a: { run: echo }\n",
+        )
+        .args(&["validate", "pipeline.yaml"])
+        .expect(2);
+    let e = &out.stderr;
+    assert!(e.contains("pipeline.yaml:7:16: unknown overlap policy `queued`"), "{e}");
+    assert!(e.contains("did you mean `queue`?"), "{e}");
+    assert!(e.contains("pipeline.yaml:8:17: unknown catch-up policy `all`"), "{e}");
+    assert!(e.contains("input `clips` is of type `integer`"), "{e}");
+    assert!(e.contains("the pipeline has no input `theme`"), "{e}");
+}

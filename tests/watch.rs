@@ -86,3 +86,17 @@ fn ctrl_c_during_a_run_interrupts_it_and_exits_130() {
     assert_eq!(code, 130, "{}", seen.join("\n"));
     assert!(seen.iter().any(|l| l.contains("interrupted")), "{}", seen.join("\n"));
 }
+
+#[test]
+fn a_change_during_a_run_cancels_it_and_starts_a_new_one() {
+    let yaml = "name: slow\nsteps:\n  wait: { run: \"echo started; sleep 30\" }\n";
+    let t = Test::new().pipeline(yaml).args(&["watch", "pipeline.yaml"]);
+    let mut w = Running::start(&t);
+    w.expect_line("started", FIRST_RUN);
+    std::fs::write(t.path().join("pipeline.yaml"), yaml.replace("started", "again")).unwrap();
+    w.expect_line("cancelling the run in progress", RERUN);
+    w.expect_line("interrupted", FINISH);
+    w.expect_line("again", FINISH);
+    w.signal(libc::SIGINT);
+    assert_eq!(w.wait(FINISH).0, 130);
+}

@@ -16,7 +16,14 @@ pub(super) fn check(c: &mut Checker, triggers: &Triggers, inputs: &IndexMap<Stri
                 c.error(&path!["on", "schedule", i, p.field], p.message, p.help);
             }
         }
-        for name in spec.inputs.keys() {
+        for (name, value) in &spec.inputs {
+            if let Some(input) = inputs.get(name).filter(|i| !i.ty.accepts(value)) {
+                c.error(
+                    &path!["on", "schedule", i, "inputs", name.as_str()],
+                    format!("input `{name}` is of type `{}`", input.ty.name()),
+                    "give the schedule a value of the input's `type:`",
+                );
+            }
             if !inputs.contains_key(name) {
                 c.error_at_key(
                     &path!["on", "schedule", i, "inputs", name.as_str()],

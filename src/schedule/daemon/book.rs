@@ -90,7 +90,7 @@ impl Scheduled {
             let v = match (set.get(name), &spec.default) {
                 (Some(v), _) if !spec.ty.accepts(v) => {
                     return Err(format!(
-                        "schedule input `{name}` is not a {}; fix `on.schedule` in `{}`",
+                        "schedule input `{name}` is not of type `{}`; fix `on.schedule` in `{}`",
                         spec.ty.name(),
                         self.file.display()
                     ))
