@@ -3,8 +3,10 @@
 mod graph;
 mod report;
 mod run;
+mod schedule;
 mod sim;
 mod validate;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -40,6 +42,8 @@ Examples:
   cometflow run pipeline.yaml -i theme=rain   run it with an input
   cometflow run pipeline.yaml --dry-run       show the plan and the paid calls it would make
   cometflow graph pipeline.yaml --format mermaid
+  cometflow watch pipeline.yaml               run again on every save
+  cometflow schedule pipelines/              start pipelines at their `on.schedule` times
 
 Environment:
   COMETAPI_KEY          your CometAPI key (also read from .env)
@@ -83,6 +87,12 @@ pub enum Command {
     /// Write a self-contained HTML report of a run
     #[command(after_help = report::EXAMPLES)]
     Report(report::ReportArgs),
+    /// Run a pipeline, then again whenever its file or its `on.watch` files change
+    #[command(after_help = watch::EXAMPLES)]
+    Watch(watch::WatchArgs),
+    /// Start pipelines at their `on.schedule` times (a foreground daemon), or print them with `next`
+    #[command(after_help = schedule::EXAMPLES)]
+    Schedule(schedule::ScheduleArgs),
 }
 
 /// A pipeline file argument.
@@ -105,6 +115,29 @@ pub fn report_diagnostics(diags: &[Diagnostic]) {
     eprint!("{out}");
 }
 
+/// The reporter's detail level from `-q` / `-v`.
+pub(crate) fn verbosity(output: &OutputArgs) -> crate::report::Verbosity {
+    use crate::report::Verbosity;
+    if output.quiet {
+        Verbosity::Quiet
+    } else if output.verbose > 0 {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    }
+}
+
+/// The async runtime for a command, or `None` after saying why it could not start.
+pub(crate) fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            None
+        }
+    }
+}
+
 pub fn dispatch(cli: Cli) -> i32 {
     match cli.command {
         Command::Run(args) => run::run(args, &cli.output),
@@ -112,5 +145,7 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Graph(args) => graph::graph(args),
         Command::Sim(args) => sim::sim(args),
         Command::Report(args) => report::report(args),
+        Command::Watch(args) => watch::watch(args, &cli.output),
+        Command::Schedule(args) => schedule::schedule(args, &cli.output),
     }
 }

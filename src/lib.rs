@@ -13,6 +13,7 @@ pub mod model;
 pub mod plan;
 pub mod report;
 pub mod runner;
+pub mod schedule;
 pub mod sim;
 pub mod source;
 pub mod steps;
@@ -20,6 +21,7 @@ pub mod store;
 pub mod syntax;
 pub mod template;
 pub mod validate;
+pub mod watch;
 
 use std::path::Path;
 

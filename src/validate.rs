@@ -5,6 +5,7 @@
 
 mod fields;
 mod refs;
+mod triggers;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -165,6 +166,7 @@ pub fn check(
         },
         None => Triggers::default(),
     };
+    triggers::check(&mut c, &triggers, &inputs);
 
     let raw_steps = match raw.steps {
         Some(s) if !s.is_empty() => s,

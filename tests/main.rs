@@ -1,5 +1,6 @@
 //! One integration test binary: every test drives the real `cometflow` binary.
 
+mod child;
 mod harness;
 
 mod api;
@@ -10,5 +11,7 @@ mod examples;
 mod media;
 mod report;
 mod run;
+mod schedule;
 mod shell;
 mod sim;
+mod watch;

@@ -48,7 +48,7 @@ pub struct RunArgs {
     pub simulate: bool,
 }
 
-fn parse_input(s: &str) -> Result<(String, String), String> {
+pub(super) fn parse_input(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
         .filter(|(k, _)| !k.is_empty())

@@ -1,0 +1,142 @@
+//! `cometflow schedule FILE_OR_DIR...` (the daemon) and `cometflow schedule next FILE`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use jiff::Timestamp;
+
+use super::{exit, report_diagnostics, OutputArgs};
+use crate::schedule::daemon::{DaemonOptions, Stop};
+use crate::schedule::{next_fires, Trigger};
+
+pub const EXAMPLES: &str = "\
+Starts each pipeline at its `on.schedule` times, read in the entry's time zone:
+
+  on:
+    schedule:
+      - cron: \"0 9 * * MON-FRI\"     # minute hour day-of-month month day-of-week
+        timezone: Europe/Berlin     # IANA name; default UTC
+        overlap: skip               # skip (default) | queue | allow
+        catch_up: latest            # none (default) | latest: run once for a time missed while down
+        inputs: { theme: morning }  # over the pipeline's defaults
+
+A time skipped by a daylight-saving change fires once, right after the change; a time
+repeated by one fires once, at its first occurrence. Edited files are reloaded; an
+invalid edit keeps the previous schedule. Fire times already handled are remembered in
+<state dir>/schedule.json.
+
+Examples:
+  cometflow schedule pipelines/                   every *.yaml and *.yml in the folder
+  cometflow schedule daily.yaml weekly.yaml
+  cometflow schedule next daily.yaml --count 3
+  cometflow schedule next daily.yaml --after 2026-03-28T00:00:00Z
+
+Exit status: 0 after SIGTERM, 130 after Ctrl-C (runs in flight are cancelled and
+recorded as interrupted), 2 when nothing can be scheduled.";
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct ScheduleArgs {
+    #[command(subcommand)]
+    pub command: Option<ScheduleCommand>,
+    /// Pipeline files, or folders whose *.yaml and *.yml files to schedule
+    #[arg(value_name = "FILE_OR_DIR", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Steps in flight at once in each run (overrides the pipelines' `concurrency`)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Print the next fire times of a pipeline's schedules, one RFC 3339 UTC time a line
+    #[command(
+        after_help = "Example:\n  cometflow schedule next daily.yaml --count 3 --after 2026-03-28T00:00:00Z\n  2026-03-30T07:00:00Z\n  2026-03-31T07:00:00Z\n  2026-04-01T07:00:00Z"
+    )]
+    Next(NextArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NextArgs {
+    /// The pipeline's YAML file
+    pub file: PathBuf,
+    /// How many fire times to print
+    #[arg(long, short = 'n', default_value_t = 5, value_name = "N")]
+    pub count: usize,
+    /// Start after this instant (RFC 3339, e.g. 2026-03-28T00:00:00Z); default now
+    #[arg(long, value_name = "RFC3339")]
+    pub after: Option<Timestamp>,
+}
+
+pub fn schedule(args: ScheduleArgs, output: &OutputArgs) -> i32 {
+    if let Some(ScheduleCommand::Next(next)) = args.command {
+        return print_next(next);
+    }
+    let opts = DaemonOptions {
+        paths: args.paths,
+        concurrency: args.concurrency.map(|c| c as usize),
+        verbosity: super::verbosity(output),
+    };
+    let Some(runtime) = super::runtime() else { return exit::FAILED };
+    // Signal streams need the runtime; they are created inside it, before the daemon starts.
+    match runtime.block_on(async { crate::schedule::daemon::run(opts, signals()).await }) {
+        Ok(Stop::Terminate) => exit::OK,
+        Ok(Stop::Interrupt) => exit::INTERRUPTED,
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::INVALID
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM, whichever comes first. The handlers are installed before the
+/// future is returned, so a signal sent as soon as the schedule is printed is not lost.
+fn signals() -> impl std::future::Future<Output = Stop> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let streams = signal(SignalKind::interrupt()).and_then(|i| Ok((i, signal(SignalKind::terminate())?)));
+        async move {
+            match streams {
+                Ok((mut int, mut term)) => tokio::select! {
+                    _ = int.recv() => Stop::Interrupt,
+                    _ = term.recv() => Stop::Terminate,
+                },
+                Err(_) => std::future::pending().await,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => Stop::Interrupt,
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
+fn print_next(args: NextArgs) -> i32 {
+    let plan = match crate::load_plan(&args.file, &crate::registry()) {
+        Ok(p) => p,
+        Err(diags) => {
+            report_diagnostics(&diags);
+            return exit::INVALID;
+        }
+    };
+    let specs = &plan.pipeline.triggers.schedule;
+    if specs.is_empty() {
+        eprintln!(
+            "error: `{}` has no `on.schedule`; add e.g. `on: {{ schedule: [{{ cron: \"0 9 * * *\" }}] }}`",
+            args.file.display()
+        );
+        return exit::INVALID;
+    }
+    // `validate` checked every entry, so none fails here.
+    let triggers: Vec<Trigger> = specs.iter().filter_map(|s| Trigger::check(s).ok()).collect();
+    let mut out = String::new();
+    for t in next_fires(&triggers, args.after.unwrap_or_else(Timestamp::now), args.count) {
+        out.push_str(&format!("{t}\n"));
+    }
+    print!("{out}");
+    exit::OK
+}

@@ -1,0 +1,75 @@
+//! `cometflow watch FILE`: clap arguments and exit codes around `crate::watch`.
+
+use clap::Args;
+
+use super::{exit, FileArg, OutputArgs};
+use crate::watch::{Outcome, WatchOptions};
+
+pub const EXAMPLES: &str = "\
+Runs the pipeline, then again whenever the pipeline file or a file matching its
+`on.watch` globs changes (paths relative to the pipeline's folder):
+
+  on:
+    watch: [\"prompts/*.txt\", \"data/**/*.json\"]
+
+Changes within 300 ms count as one. A change during a run cancels it and starts a new
+one. An invalid edit prints the problem and waits for the next save.
+
+Examples:
+  cometflow watch song.yaml
+  cometflow watch song.yaml -i theme=\"a rainy night\"
+
+Exit status (after Ctrl-C): 130 if a run was interrupted, 0 otherwise.";
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    /// Set an input for every run: -i name=value
+    #[arg(short = 'i', long = "input", value_name = "NAME=VALUE", value_parser = super::run::parse_input)]
+    pub inputs: Vec<(String, String)>,
+    /// Steps in flight at once (overrides the pipeline's `concurrency`)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: Option<u32>,
+}
+
+pub fn watch(args: WatchArgs, output: &OutputArgs) -> i32 {
+    let opts = WatchOptions {
+        file: args.file.file,
+        inputs: args.inputs,
+        concurrency: args.concurrency.map(|c| c as usize),
+        verbosity: super::verbosity(output),
+    };
+    let Some(runtime) = super::runtime() else { return exit::FAILED };
+    match runtime.block_on(async { crate::watch::run(opts, interrupted()).await }) {
+        Ok(Outcome::Stopped) => exit::OK,
+        Ok(Outcome::Interrupted) => exit::INTERRUPTED,
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::FAILED
+        }
+    }
+}
+
+/// Ctrl-C. The handler is installed before the future is returned, so a Ctrl-C right
+/// after start is not lost; if it cannot be installed, signals never stop the loop.
+fn interrupted() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        let stream = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
+        async move {
+            match stream {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
