@@ -2,6 +2,7 @@
 
 mod graph;
 mod run;
+mod schema;
 mod validate;
 
 use std::path::PathBuf;
@@ -75,6 +76,9 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Print a pipeline's dependency graph
     Graph(graph::GraphArgs),
+    /// Print the JSON Schema of the pipeline language, for editors
+    #[command(after_help = schema::AFTER_HELP)]
+    Schema,
 }
 
 /// A pipeline file argument.
@@ -102,5 +106,6 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Run(args) => run::run(args, &cli.output),
         Command::Validate(args) => validate::validate(args),
         Command::Graph(args) => graph::graph(args),
+        Command::Schema => schema::schema(),
     }
 }

@@ -11,6 +11,7 @@ pub mod model;
 pub mod plan;
 pub mod report;
 pub mod runner;
+pub mod schema;
 pub mod sim;
 pub mod source;
 pub mod steps;

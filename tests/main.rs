@@ -6,5 +6,6 @@ mod errors;
 mod examples;
 mod media;
 mod run;
+mod schema;
 mod shell;
 mod sim;
