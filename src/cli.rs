@@ -1,6 +1,8 @@
 //! The command line: clap types, one file per command, and the exit codes.
 
+mod completions;
 mod graph;
+mod init;
 mod run;
 mod schema;
 mod validate;
@@ -79,6 +81,12 @@ pub enum Command {
     /// Print the JSON Schema of the pipeline language, for editors
     #[command(after_help = schema::AFTER_HELP)]
     Schema,
+    /// Write a starter pipeline and a `.env.example`
+    #[command(after_help = "Templates: blank (default), song-to-video, image-to-video, podcast.")]
+    Init(init::InitArgs),
+    /// Print a shell completion script
+    #[command(after_help = completions::AFTER_HELP)]
+    Completions(completions::CompletionsArgs),
 }
 
 /// A pipeline file argument.
@@ -107,5 +115,7 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Validate(args) => validate::validate(args),
         Command::Graph(args) => graph::graph(args),
         Command::Schema => schema::schema(),
+        Command::Init(args) => init::init(args),
+        Command::Completions(args) => completions::completions(args),
     }
 }

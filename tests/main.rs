@@ -4,6 +4,7 @@ mod harness;
 
 mod errors;
 mod examples;
+mod init;
 mod media;
 mod run;
 mod schema;
