@@ -230,8 +230,10 @@ impl OneOrMany {
 
 /// Parses pipeline text; a syntax or shape error becomes a diagnostic at its position.
 pub fn parse(source: &Arc<Source>) -> Result<RawPipeline, Diagnostic> {
-    if source.text.trim().is_empty() {
-        return Err(Diagnostic::new(format!("`{}` is empty", source.name()))
+    let blank = source.text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
+    if blank {
+        let what = if source.text.trim().is_empty() { "is empty" } else { "holds only comments" };
+        return Err(Diagnostic::new(format!("`{}` {what}", source.name()))
             .help("a pipeline needs at least `name:` and `steps:`; `cometflow init` writes a starter"));
     }
     serde_yaml::from_str(&source.text).map_err(|e| yaml_error(source, &e))
@@ -244,7 +246,7 @@ fn yaml_error(source: &Arc<Source>, err: &serde_yaml::Error) -> Diagnostic {
         Some(i) => full[..i].to_string(),
         None => full.clone(),
     };
-    let (message, help) = explain(&message);
+    let (message, help) = explain(&message, &source.name());
     let mut diag = Diagnostic::new(message);
     if let Some(help) = help {
         diag = diag.help(help);
@@ -259,7 +261,7 @@ fn yaml_error(source: &Arc<Source>, err: &serde_yaml::Error) -> Diagnostic {
 }
 
 /// Rewrites serde's wording into ours, with a suggestion where one helps.
-fn explain(message: &str) -> (String, Option<String>) {
+fn explain(message: &str, file: &str) -> (String, Option<String>) {
     let (prefix, body) = match message.find(": ") {
         Some(i) if !message[..i].contains(' ') => (&message[..i + 2], &message[i + 2..]),
         _ => ("", message),
@@ -270,6 +272,9 @@ fn explain(message: &str) -> (String, Option<String>) {
             let expected: Vec<&str> = rest[end..].split('`').skip(2).step_by(2).collect();
             return (format!("{prefix}unknown field `{field}`"), Some(did_you_mean(field, expected)));
         }
+    }
+    if let Some(rest) = body.strip_prefix("invalid type: ") {
+        return wrong_shape(prefix.trim_end_matches([':', ' ']), rest, file);
     }
     if body.starts_with("missing field `") {
         return (
@@ -288,6 +293,43 @@ fn explain(message: &str) -> (String, Option<String>) {
         );
     }
     (format!("{prefix}{body}"), None)
+}
+
+/// `invalid type: sequence, expected a map` in words: what is there, what belongs there.
+fn wrong_shape(path: &str, rest: &str, file: &str) -> (String, Option<String>) {
+    let (found, expected) = rest.split_once(", expected ").unwrap_or((rest, "something else"));
+    let found = match found {
+        "sequence" => "a list".to_string(),
+        "map" => "a map".to_string(),
+        "unit value" => "empty".to_string(),
+        other => match other.split_once(' ') {
+            Some(("string", text)) => format!("the text {}", text.replace('"', "`")),
+            Some((kind, value)) => format!("the {kind} {value}"),
+            None => other.to_string(),
+        },
+    };
+    if path.is_empty() && expected.starts_with("struct RawPipeline") {
+        let how = if found == "a list" { "without a leading `-`" } else { "as `field: value` lines" };
+        return (
+            format!("`{file}` is {found}, but a pipeline is a map of fields such as `name:` and `steps:`"),
+            Some(format!("write the fields at the top level, {how}; `cometflow init` writes a starter")),
+        );
+    }
+    let expected = match expected {
+        e if e.starts_with("struct ") || e == "a map" => "a map of `key: value` lines",
+        "a sequence" => "a list",
+        "a boolean" => "`true` or `false`",
+        e if e.starts_with('u') || e.starts_with('i') => "a whole number",
+        e => e,
+    };
+    let help = if path == "steps" {
+        "write each step as `id:` on its own indented line, without `-`, e.g. `  hello: { run: echo hi }`"
+            .to_string()
+    } else {
+        "`cometflow schema` describes every field; an editor with the YAML extension shows it as you type"
+            .into()
+    };
+    (format!("`{path}` must be {expected}, not {found}"), Some(help))
 }
 
 #[cfg(test)]
