@@ -6,6 +6,7 @@ mod errors;
 mod examples;
 mod init;
 mod media;
+mod report;
 mod run;
 mod schema;
 mod shell;
