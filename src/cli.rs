@@ -1,9 +1,12 @@
 //! The command line: clap types, one file per command, and the exit codes.
 
+mod completions;
 mod graph;
+mod init;
 mod report;
 mod run;
 mod schedule;
+mod schema;
 mod sim;
 mod validate;
 mod watch;
@@ -93,6 +96,15 @@ pub enum Command {
     /// Start pipelines at their `on.schedule` times (a foreground daemon), or print them with `next`
     #[command(after_help = schedule::EXAMPLES)]
     Schedule(schedule::ScheduleArgs),
+    /// Print the JSON Schema of the pipeline language, for editors
+    #[command(after_help = schema::AFTER_HELP)]
+    Schema,
+    /// Write a starter pipeline and a `.env.example`
+    #[command(after_help = "Templates: blank (default), song-to-video, image-to-video, podcast.")]
+    Init(init::InitArgs),
+    /// Print a shell completion script
+    #[command(after_help = completions::AFTER_HELP)]
+    Completions(completions::CompletionsArgs),
 }
 
 /// A pipeline file argument.
@@ -147,5 +159,8 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Report(args) => report::report(args),
         Command::Watch(args) => watch::watch(args, &cli.output),
         Command::Schedule(args) => schedule::schedule(args, &cli.output),
+        Command::Schema => schema::schema(),
+        Command::Init(args) => init::init(args),
+        Command::Completions(args) => completions::completions(args),
     }
 }

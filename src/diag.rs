@@ -3,6 +3,10 @@
 //! Validation gathers every problem before reporting, so a user fixes a file in one pass.
 //! Rendering goes through miette, which draws the offending line with a caret.
 
+mod file;
+
+pub use file::read_pipeline;
+
 use std::fmt;
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -141,8 +145,9 @@ pub fn render(diag: &Diagnostic) -> String {
     }
     let mut body = String::new();
     if handler.render_report(&mut body, &rendered).is_ok() && diag.span.is_some() {
-        // miette repeats the message on its first line; ours above already has it.
-        let drawing = body.split_once('\n').map_or("", |(_, rest)| rest);
+        // miette repeats the message (wrapped over one or more lines) above the box that
+        // draws the source; ours above already has it, so start at the box.
+        let drawing = body.find('╭').and_then(|i| body[..i].rfind('\n')).map_or("", |i| &body[i + 1..]);
         out.push_str(drawing);
     } else if let Some(help) = &diag.help {
         out.push_str(&format!("  help: {help}\n"));

@@ -14,6 +14,7 @@ pub mod plan;
 pub mod report;
 pub mod runner;
 pub mod schedule;
+pub mod schema;
 pub mod sim;
 pub mod source;
 pub mod steps;

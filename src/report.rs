@@ -1,5 +1,10 @@
 //! Human output on stderr: each step's start and end as it happens, then a summary table.
 //! (The JSON result goes to stdout from `cli::run`; both read the same events and record.)
+//!
+//! On a terminal the running steps are drawn as a live block (`live`); elsewhere, with
+//! `--quiet` or under `CI`, every event is one plain line, which logs and tests can read.
+
+mod live;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -23,7 +28,7 @@ pub struct Human {
     color: bool,
 }
 
-struct Paint(bool);
+pub(crate) struct Paint(pub(crate) bool);
 
 impl Paint {
     fn wrap(&self, code: &str, text: &str) -> String {
@@ -33,19 +38,19 @@ impl Paint {
             text.to_owned()
         }
     }
-    fn green(&self, t: &str) -> String {
+    pub(crate) fn green(&self, t: &str) -> String {
         self.wrap("32", t)
     }
-    fn red(&self, t: &str) -> String {
+    pub(crate) fn red(&self, t: &str) -> String {
         self.wrap("31", t)
     }
-    fn yellow(&self, t: &str) -> String {
+    pub(crate) fn yellow(&self, t: &str) -> String {
         self.wrap("33", t)
     }
-    fn dim(&self, t: &str) -> String {
+    pub(crate) fn dim(&self, t: &str) -> String {
         self.wrap("2", t)
     }
-    fn bold(&self, t: &str) -> String {
+    pub(crate) fn bold(&self, t: &str) -> String {
         self.wrap("1", t)
     }
 }
@@ -63,65 +68,79 @@ impl Human {
         }
     }
 
+    /// Whether to draw the live block: stderr is a terminal, not `--quiet`, not under `CI`.
+    fn live(&self) -> bool {
+        use std::io::IsTerminal;
+        self.verbosity != Verbosity::Quiet
+            && std::io::stderr().is_terminal()
+            && std::env::var_os("CI").is_none_or(|v| v.is_empty())
+    }
+
     /// Prints events until the engine drops its sender.
     pub async fn consume(self, mut rx: EventRx) {
-        let p = Paint(self.color);
+        if self.live() {
+            return live::consume(self, rx).await;
+        }
         let stderr = std::io::stderr();
         while let Some(ev) = rx.recv().await {
-            let line = match ev {
-                _ if self.verbosity == Verbosity::Quiet => match ev {
-                    Event::Finished { step, status: Status::Failed, error, .. } => Some(format!(
-                        "{} {} failed: {}",
-                        p.red("✗"),
-                        self.label(step, None),
-                        error.unwrap_or_default()
-                    )),
-                    _ => None,
-                },
-                Event::Started { step, item } => Some(format!(
-                    "{} {} {}",
-                    p.dim("▶"),
-                    self.label(step, item),
-                    p.dim(&self.pipeline.steps[step].uses)
-                )),
-                Event::Log { step, item, stream, line } => {
-                    let bar = if stream == Stream::Stderr { p.yellow("│") } else { p.dim("│") };
-                    Some(format!("  {} {bar} {line}", p.dim(&self.label(step, item))))
-                }
-                Event::Progress { step, item, message } => {
-                    Some(format!("  {} {}", self.label(step, item), p.dim(&message)))
-                }
-                Event::Retrying { step, item, attempt, delay, error } => Some(format!(
-                    "{} {} attempt {attempt} failed: {error}; retrying in {}",
-                    p.yellow("↻"),
-                    self.label(step, item),
-                    crate::engine::human_duration(delay)
-                )),
-                Event::TaskSubmitted { step, item, family, task_id } => (self.verbosity
-                    == Verbosity::Verbose)
-                    .then(|| format!("  {} submitted {family} task {task_id}", self.label(step, item))),
-                Event::Finished { step, status, duration, error, .. } => {
-                    let label = self.label(step, None);
-                    let took = crate::engine::human_duration(duration);
-                    Some(match status {
-                        Status::Succeeded => format!("{} {label} succeeded in {took}", p.green("✓")),
-                        Status::Failed => {
-                            format!("{} {label} failed in {took}: {}", p.red("✗"), error.unwrap_or_default())
-                        }
-                        Status::Skipped => {
-                            format!("{} {label} skipped: {}", p.dim("↷"), error.unwrap_or_default())
-                        }
-                        Status::Cancelled => format!("{} {label} cancelled", p.yellow("■")),
-                    })
-                }
-                Event::Interrupting => Some(format!(
-                    "{} interrupting: cancelling running steps (press Ctrl-C again to quit at once)",
-                    p.yellow("■")
-                )),
-            };
-            if let Some(line) = line {
+            if let Some(line) = self.line(ev) {
                 let _ = writeln!(stderr.lock(), "{line}");
             }
+        }
+    }
+
+    /// The plain line for an event, if this verbosity shows it.
+    fn line(&self, ev: Event) -> Option<String> {
+        let p = Paint(self.color);
+        match ev {
+            _ if self.verbosity == Verbosity::Quiet => match ev {
+                Event::Finished { step, status: Status::Failed, error, .. } => Some(format!(
+                    "{} {} failed: {}",
+                    p.red("✗"),
+                    self.label(step, None),
+                    error.unwrap_or_default()
+                )),
+                _ => None,
+            },
+            Event::Started { step, item } => Some(format!(
+                "{} {} {}",
+                p.dim("▶"),
+                self.label(step, item),
+                p.dim(&self.pipeline.steps[step].uses)
+            )),
+            Event::Log { step, item, stream, line } => {
+                let bar = if stream == Stream::Stderr { p.yellow("│") } else { p.dim("│") };
+                Some(format!("  {} {bar} {line}", p.dim(&self.label(step, item))))
+            }
+            Event::Progress { step, item, message } => {
+                Some(format!("  {} {}", self.label(step, item), p.dim(&message)))
+            }
+            Event::Retrying { step, item, attempt, delay, error } => Some(format!(
+                "{} {} attempt {attempt} failed: {error}; retrying in {}",
+                p.yellow("↻"),
+                self.label(step, item),
+                crate::engine::human_duration(delay)
+            )),
+            Event::TaskSubmitted { step, item, family, task_id } => (self.verbosity == Verbosity::Verbose)
+                .then(|| format!("  {} submitted {family} task {task_id}", self.label(step, item))),
+            Event::Finished { step, status, duration, error, .. } => {
+                let label = self.label(step, None);
+                let took = crate::engine::human_duration(duration);
+                Some(match status {
+                    Status::Succeeded => format!("{} {label} succeeded in {took}", p.green("✓")),
+                    Status::Failed => {
+                        format!("{} {label} failed in {took}: {}", p.red("✗"), error.unwrap_or_default())
+                    }
+                    Status::Skipped => {
+                        format!("{} {label} skipped: {}", p.dim("↷"), error.unwrap_or_default())
+                    }
+                    Status::Cancelled => format!("{} {label} cancelled", p.yellow("■")),
+                })
+            }
+            Event::Interrupting => Some(format!(
+                "{} interrupting: cancelling running steps (press Ctrl-C again to quit at once)",
+                p.yellow("■")
+            )),
         }
     }
 }

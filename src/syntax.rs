@@ -2,137 +2,220 @@
 //!
 //! Nothing here interprets values (durations, templates, kinds); `validate` does, with
 //! positions from `source`. Only YAML syntax and the shape of the document are checked.
+//! The same types derive `JsonSchema`, so `cometflow schema` cannot drift from the parser:
+//! doc comments here are the descriptions editors show.
 
 use std::sync::Arc;
 
 use indexmap::IndexMap;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_yaml::Value;
 
 use crate::diag::{did_you_mean, Diagnostic};
+use crate::schema::shapes;
 use crate::source::{Source, Span};
 
-#[derive(Debug, Deserialize)]
+/// A cometflow pipeline: named steps that call models (or run locally), run as a DAG.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "cometflow pipeline")]
 pub struct RawPipeline {
+    /// The pipeline's name: a-z, 0-9, `_` and `-`.
+    #[schemars(with = "Option<shapes::PipelineName>")]
     pub name: Option<String>,
+    /// What the pipeline makes, in a sentence.
     pub description: Option<String>,
+    /// Run-time parameters, read as `{{ inputs.NAME }}`; `-i NAME=VALUE` overrides them.
     #[serde(default)]
     pub inputs: IndexMap<String, RawInput>,
+    /// Applied to every step unless the step overrides them.
     #[serde(default)]
     pub defaults: RawDefaults,
+    /// Steps in flight at once (default 8; `--concurrency` overrides).
+    #[schemars(with = "Option<shapes::PositiveInteger>")]
     pub concurrency: Option<Value>,
+    /// Limits per provider family: the part of a kind's name before the dot (`kling`, `suno`).
     #[serde(default)]
     pub limits: IndexMap<String, RawLimit>,
+    /// Caps on what one run may spend.
     pub budget: Option<RawBudget>,
+    /// Triggers used by `cometflow watch` and `cometflow schedule`.
     pub on: Option<RawTriggers>,
+    /// Environment variables templates may read as `{{ env.NAME }}`: a list of names, or names with defaults.
     #[serde(default)]
     pub env: RawEnv,
+    /// The steps: a map of step id (a-z, 0-9, `_`) to step. Order does not matter: dependencies do.
+    #[schemars(with = "Option<shapes::Steps>")]
     pub steps: Option<IndexMap<String, RawStep>>,
+    /// The run's results: names to templates such as `{{ steps.video.outputs.path }}`.
     #[serde(default)]
+    #[schemars(with = "IndexMap<String, serde_json::Value>")]
     pub outputs: IndexMap<String, Value>,
 }
 
-#[derive(Debug, Deserialize)]
+/// One run-time parameter.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawInput {
+    /// The value when `-i` does not give one; its type is the input's type unless `type:` says otherwise.
+    #[schemars(with = "Option<serde_json::Value>")]
     pub default: Option<Value>,
+    /// What the input is for.
     pub description: Option<String>,
+    /// The input's type; `-i` values are converted to it.
     #[serde(rename = "type")]
+    #[schemars(with = "Option<shapes::InputType>")]
     pub ty: Option<String>,
+    /// The run refuses to start without it.
     pub required: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Settings every step gets unless it says otherwise.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawDefaults {
+    /// How failed attempts are retried.
     pub retry: Option<RawRetry>,
+    /// Bounds each attempt, e.g. `15m`.
+    #[schemars(with = "Option<shapes::Duration>")]
     pub timeout: Option<Value>,
+    /// How task kinds poll for their result.
     pub poll: Option<RawPoll>,
+    /// Reuse an earlier result when the kind, inputs and input files are unchanged (default for provider steps).
     pub cache: Option<bool>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Retries with exponential backoff and jitter.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRetry {
+    /// Attempts in all, the first included.
+    #[schemars(range(min = 1))]
     pub attempts: Option<u32>,
+    /// The first wait between attempts, e.g. `2s`.
+    #[schemars(with = "Option<shapes::Duration>")]
     pub backoff: Option<Value>,
+    /// The longest wait between attempts, e.g. `60s`.
+    #[schemars(with = "Option<shapes::Duration>")]
     pub max_backoff: Option<Value>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Polling of submit-then-poll task kinds: the wait grows from `interval` to `max_interval`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPoll {
+    /// The first wait between polls, e.g. `1s`.
+    #[schemars(with = "Option<shapes::Duration>")]
     pub interval: Option<Value>,
+    /// The largest wait between polls, e.g. `10s`.
+    #[schemars(with = "Option<shapes::Duration>")]
     pub max_interval: Option<Value>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Limits for one provider family.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLimit {
+    /// Tasks of this family in flight at once.
+    #[schemars(range(min = 1))]
     pub concurrency: Option<usize>,
+    /// Calls of this family started per minute.
     pub per_minute: Option<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+/// What one run may spend.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawBudget {
+    /// Paid provider calls one run may make; a call past it is refused and its step fails.
     pub calls: Option<u64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// When the pipeline runs by itself.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTriggers {
+    /// Times `cometflow schedule` starts the pipeline.
     #[serde(default)]
     pub schedule: Vec<RawSchedule>,
+    /// Paths or globs whose changes make `cometflow watch` run the pipeline again.
     #[serde(default)]
     pub watch: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// One schedule entry.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSchedule {
+    /// A cron expression: minute hour day-of-month month day-of-week, e.g. `0 9 * * MON-FRI`.
     pub cron: String,
+    /// An IANA time zone such as `Europe/Berlin` (default UTC).
     pub timezone: Option<String>,
+    /// What to do when the previous run is still going.
     pub overlap: Option<String>,
+    /// What to do about times missed while the scheduler was not running.
     pub catch_up: Option<String>,
+    /// Inputs for runs started by this entry.
     #[serde(default)]
+    #[schemars(with = "IndexMap<String, serde_json::Value>")]
     pub inputs: IndexMap<String, Value>,
 }
 
 /// `env:` lists the variables templates may read: names, or names with defaults.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum RawEnv {
     #[default]
     None,
+    /// Variable names.
     Names(Vec<String>),
+    /// Variable names with a default used when the variable is unset.
     Defaults(IndexMap<String, Option<String>>),
 }
 
-#[derive(Debug, Deserialize)]
+/// One step: a kind (`uses:`) with its inputs (`with:`), or a shell command (`run:`).
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawStep {
+    /// The step kind; `cometflow kinds` lists them.
     pub uses: Option<String>,
+    /// The kind's inputs; every string in it is a minijinja template.
+    #[schemars(with = "Option<serde_json::Value>")]
     pub with: Option<Value>,
+    /// A shell command: the same as `uses: shell` with `with: { run: ... }`.
     pub run: Option<String>,
+    /// What the step does.
     pub description: Option<String>,
+    /// Extra dependencies: a step id or a list of them (references in templates are dependencies already).
     pub needs: Option<OneOrMany>,
+    /// A template expression; when false the step is skipped (and the steps that need it).
     #[serde(rename = "if")]
+    #[schemars(with = "Option<shapes::Condition>")]
     pub cond: Option<Value>,
+    /// A list, or a template yielding one: the step runs once per item with `item` and `index` in scope.
+    #[schemars(with = "Option<shapes::ForEach>")]
     pub for_each: Option<Value>,
+    /// How failed attempts are retried (overrides `defaults.retry`).
     pub retry: Option<RawRetry>,
+    /// Bounds each attempt, e.g. `15m` (overrides `defaults.timeout`).
+    #[schemars(with = "Option<shapes::Duration>")]
     pub timeout: Option<Value>,
+    /// How a task kind polls for its result.
     pub poll: Option<RawPoll>,
+    /// Reuse an earlier result when the kind, inputs and input files are unchanged; `false` always runs.
     pub cache: Option<bool>,
+    /// The run goes on when this step fails; steps that need it still run and can test its `status`.
     pub continue_on_error: Option<bool>,
 }
 
 /// `needs: a` or `needs: [a, b]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum OneOrMany {
-    One(String),
+    /// One step id.
+    One(#[schemars(with = "shapes::StepId")] String),
+    /// Step ids.
     Many(Vec<String>),
 }
 
@@ -147,8 +230,10 @@ impl OneOrMany {
 
 /// Parses pipeline text; a syntax or shape error becomes a diagnostic at its position.
 pub fn parse(source: &Arc<Source>) -> Result<RawPipeline, Diagnostic> {
-    if source.text.trim().is_empty() {
-        return Err(Diagnostic::new(format!("`{}` is empty", source.name()))
+    let blank = source.text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
+    if blank {
+        let what = if source.text.trim().is_empty() { "is empty" } else { "holds only comments" };
+        return Err(Diagnostic::new(format!("`{}` {what}", source.name()))
             .help("a pipeline needs at least `name:` and `steps:`; `cometflow init` writes a starter"));
     }
     serde_yaml::from_str(&source.text).map_err(|e| yaml_error(source, &e))
@@ -161,7 +246,7 @@ fn yaml_error(source: &Arc<Source>, err: &serde_yaml::Error) -> Diagnostic {
         Some(i) => full[..i].to_string(),
         None => full.clone(),
     };
-    let (message, help) = explain(&message);
+    let (message, help) = explain(&message, &source.name());
     let mut diag = Diagnostic::new(message);
     if let Some(help) = help {
         diag = diag.help(help);
@@ -176,7 +261,7 @@ fn yaml_error(source: &Arc<Source>, err: &serde_yaml::Error) -> Diagnostic {
 }
 
 /// Rewrites serde's wording into ours, with a suggestion where one helps.
-fn explain(message: &str) -> (String, Option<String>) {
+fn explain(message: &str, file: &str) -> (String, Option<String>) {
     let (prefix, body) = match message.find(": ") {
         Some(i) if !message[..i].contains(' ') => (&message[..i + 2], &message[i + 2..]),
         _ => ("", message),
@@ -187,6 +272,9 @@ fn explain(message: &str) -> (String, Option<String>) {
             let expected: Vec<&str> = rest[end..].split('`').skip(2).step_by(2).collect();
             return (format!("{prefix}unknown field `{field}`"), Some(did_you_mean(field, expected)));
         }
+    }
+    if let Some(rest) = body.strip_prefix("invalid type: ") {
+        return wrong_shape(prefix.trim_end_matches([':', ' ']), rest, file);
     }
     if body.starts_with("missing field `") {
         return (
@@ -205,6 +293,43 @@ fn explain(message: &str) -> (String, Option<String>) {
         );
     }
     (format!("{prefix}{body}"), None)
+}
+
+/// `invalid type: sequence, expected a map` in words: what is there, what belongs there.
+fn wrong_shape(path: &str, rest: &str, file: &str) -> (String, Option<String>) {
+    let (found, expected) = rest.split_once(", expected ").unwrap_or((rest, "something else"));
+    let found = match found {
+        "sequence" => "a list".to_string(),
+        "map" => "a map".to_string(),
+        "unit value" => "empty".to_string(),
+        other => match other.split_once(' ') {
+            Some(("string", text)) => format!("the text {}", text.replace('"', "`")),
+            Some((kind, value)) => format!("the {kind} {value}"),
+            None => other.to_string(),
+        },
+    };
+    if path.is_empty() && expected.starts_with("struct RawPipeline") {
+        let how = if found == "a list" { "without a leading `-`" } else { "as `field: value` lines" };
+        return (
+            format!("`{file}` is {found}, but a pipeline is a map of fields such as `name:` and `steps:`"),
+            Some(format!("write the fields at the top level, {how}; `cometflow init` writes a starter")),
+        );
+    }
+    let expected = match expected {
+        e if e.starts_with("struct ") || e == "a map" => "a map of `key: value` lines",
+        "a sequence" => "a list",
+        "a boolean" => "`true` or `false`",
+        e if e.starts_with('u') || e.starts_with('i') => "a whole number",
+        e => e,
+    };
+    let help = if path == "steps" {
+        "write each step as `id:` on its own indented line, without `-`, e.g. `  hello: { run: echo hi }`"
+            .to_string()
+    } else {
+        "`cometflow schema` describes every field; an editor with the YAML extension shows it as you type"
+            .into()
+    };
+    (format!("`{path}` must be {expected}, not {found}"), Some(help))
 }
 
 #[cfg(test)]

@@ -28,10 +28,7 @@ use crate::template::Tmpl;
 
 /// Reads, parses and checks a pipeline file.
 pub fn load(path: &Path, registry: &Registry) -> Result<Pipeline, Vec<Diagnostic>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![Diagnostic::new(format!("cannot read `{}`: {e}", path.display()))
-            .help("check the path; `cometflow validate FILE` takes the pipeline's YAML file")]
-    })?;
+    let text = crate::diag::read_pipeline(path).map_err(|d| vec![d])?;
     let source = Source::new(path, text);
     let raw = syntax::parse(&source).map_err(|d| vec![d])?;
     check(raw, &source, registry)

@@ -128,8 +128,80 @@ fn command_line_inputs_are_converted_to_the_declared_type() {
     assert!(out.stderr.contains("input `clips` is required and has no default"), "{}", out.stderr);
 }
 
-#[test]
-fn a_missing_file_is_a_clear_error() {
-    let out = Test::new().args(&["validate", "nope.yaml"]).expect(2);
-    assert!(out.stderr.contains("cannot read `nope.yaml`"), "{}", out.stderr);
+/// The errors a first run hits: wrong path, a folder, an empty file, a file that is not a map.
+mod first_errors {
+    use crate::harness::Test;
+
+    fn stderr_of(t: Test) -> String {
+        t.expect(2).stderr
+    }
+
+    #[test]
+    fn a_missing_file_suggests_a_near_name_or_init() {
+        let out = stderr_of(Test::new().file("song.yaml", "x").args(&["validate", "sogn.yaml"]));
+        assert_eq!(out, "error: `sogn.yaml` does not exist\n  help: did you mean `song.yaml`?\n\n");
+
+        let out = stderr_of(Test::new().args(&["run", "nothing.yaml"]));
+        assert_eq!(
+            out,
+            "error: `nothing.yaml` does not exist\n  help: check the path (relative paths start at the \
+             current folder); `cometflow init` writes a starter pipeline\n\n"
+        );
+    }
+
+    #[test]
+    fn a_folder_names_the_pipelines_in_it() {
+        let out = stderr_of(
+            Test::new().file("flows/a.yaml", "x").file("flows/b.yml", "x").args(&["validate", "flows"]),
+        );
+        assert_eq!(
+            out,
+            "error: `flows` is a folder, not a pipeline file\n  help: pass one pipeline file, e.g. \
+             `cometflow validate flows/a.yaml` (2 in that folder: `a.yaml`, `b.yml`)\n\n"
+        );
+        let out = stderr_of(Test::new().file("empty/readme.txt", "x").args(&["graph", "empty"]));
+        assert!(out.contains("that folder holds none, and `cometflow init` writes a starter"), "{out}");
+    }
+
+    #[test]
+    fn an_empty_or_comment_only_file_says_what_a_pipeline_needs() {
+        let out = stderr_of(Test::new().pipeline("\n  \n").args(&["validate", "pipeline.yaml"]));
+        assert_eq!(
+            out,
+            "error: `pipeline.yaml` is empty\n  help: a pipeline needs at least `name:` and `steps:`; \
+             `cometflow init` writes a starter\n\n"
+        );
+        let out = stderr_of(Test::new().pipeline("# todo\n").args(&["validate", "pipeline.yaml"]));
+        assert!(out.starts_with("error: `pipeline.yaml` holds only comments\n"), "{out}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_map_says_so() {
+        let out =
+            stderr_of(Test::new().pipeline("- name: x\n- steps: {}\n").args(&["validate", "pipeline.yaml"]));
+        assert!(
+            out.starts_with(
+                "error: pipeline.yaml:1:1: `pipeline.yaml` is a list, but a pipeline is a map of fields \
+                 such as `name:` and `steps:`\n"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("without a leading `-`"), "{out}");
+
+        let out = stderr_of(Test::new().pipeline("hello\n").args(&["validate", "pipeline.yaml"]));
+        assert!(out.contains("`pipeline.yaml` is the text `hello`, but a pipeline is a map"), "{out}");
+    }
+
+    #[test]
+    fn a_field_of_the_wrong_shape_names_both_shapes() {
+        let out =
+            stderr_of(Test::new().pipeline("name: x\nsteps: [a, b]\n").args(&["validate", "pipeline.yaml"]));
+        assert!(
+            out.starts_with(
+                "error: pipeline.yaml:2:8: `steps` must be a map of `key: value` lines, not a list\n"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("without `-`"), "{out}");
+    }
 }

@@ -1,0 +1,14 @@
+//! `cometflow schema`: prints the pipeline language's JSON Schema on stdout.
+
+use super::exit;
+
+pub const AFTER_HELP: &str = "\
+Editors: VS Code's YAML extension (and any yaml-language-server client) reads a first line
+  # yaml-language-server: $schema=<url or path of this schema>
+Regenerate the committed copy with:
+  cometflow schema > schema/pipeline.schema.json";
+
+pub fn schema() -> i32 {
+    print!("{}", crate::schema::pipeline_schema_text(&crate::registry()));
+    exit::OK
+}
