@@ -111,8 +111,9 @@ fn check_ref(
     r: &str,
 ) -> Option<(usize, bool)> {
     let segs: Vec<&str> = r.split('.').collect();
-    let span = ref_span(c, path, r);
+    // The span is looked up only for an error: a valid pipeline never builds the index.
     let mut err = |msg: String, help: String| {
+        let span = ref_span(c, path, r);
         let d = crate::diag::Diagnostic::new(msg).with_span(c.source, span).help(help);
         c.diags.push(d);
     };
