@@ -9,6 +9,7 @@
 mod cache;
 mod db;
 mod hash;
+pub mod history;
 mod journal;
 mod migrations;
 pub mod resume;
