@@ -2,6 +2,7 @@
 
 mod child;
 mod harness;
+mod paid;
 
 mod api;
 
@@ -12,6 +13,7 @@ mod init;
 mod media;
 mod progress;
 mod report;
+mod resume;
 mod run;
 mod schedule;
 mod schema;
