@@ -7,6 +7,7 @@ mod paid;
 mod api;
 
 mod browser;
+mod cache;
 mod errors;
 mod examples;
 mod init;
@@ -15,6 +16,7 @@ mod progress;
 mod report;
 mod resume;
 mod run;
+mod runs;
 mod schedule;
 mod schema;
 mod shell;
