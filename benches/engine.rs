@@ -63,14 +63,8 @@ fn load(path: &Path) -> Plan {
 async fn run(plan: Arc<Plan>, dir: &Path) -> Duration {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    let options = RunOptions {
-        run_id: "bench".into(),
-        run_dir: dir.join("run"),
-        inputs: Default::default(),
-        env: Default::default(),
-        concurrency: 8,
-        cancel: CancellationToken::new(),
-    };
+    let options =
+        RunOptions::new("bench".into(), dir.join("run"), Default::default(), CancellationToken::new());
     let started = Instant::now();
     let record = engine::execute(plan, options, tx).await;
     let took = started.elapsed();

@@ -5,6 +5,7 @@ mod graph;
 mod init;
 mod report;
 mod run;
+mod runs;
 mod schedule;
 mod schema;
 mod sim;
@@ -96,6 +97,9 @@ pub enum Command {
     /// Start pipelines at their `on.schedule` times (a foreground daemon), or print them with `next`
     #[command(after_help = schedule::EXAMPLES)]
     Schedule(schedule::ScheduleArgs),
+    /// List past runs, newest first, or show one with `runs show RUN_ID|last`
+    #[command(after_help = runs::EXAMPLES)]
+    Runs(runs::RunsArgs),
     /// Print the JSON Schema of the pipeline language, for editors
     #[command(after_help = schema::AFTER_HELP)]
     Schema,
@@ -159,6 +163,7 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Report(args) => report::report(args),
         Command::Watch(args) => watch::watch(args, &cli.output),
         Command::Schedule(args) => schedule::schedule(args, &cli.output),
+        Command::Runs(args) => runs::runs(args),
         Command::Schema => schema::schema(),
         Command::Init(args) => init::init(args),
         Command::Completions(args) => completions::completions(args),

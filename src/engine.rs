@@ -5,6 +5,7 @@
 //! kind's name before the dot. See `engine/README.md` for the step state diagram.
 
 pub mod events;
+pub mod hooks;
 mod limits;
 pub mod record;
 mod unit;
@@ -27,6 +28,7 @@ use crate::plan::Plan;
 use crate::steps::Budget;
 use crate::template::Scope;
 use events::EventTx;
+use hooks::{Cache, Journal, Prior};
 use limits::FamilyLimit;
 pub use record::{RunRecord, RunStatus, StepRecord};
 
@@ -39,6 +41,37 @@ pub struct RunOptions {
     pub env: IndexMap<String, String>,
     pub concurrency: usize,
     pub cancel: CancellationToken,
+    /// Where submitted tasks, attempts and finished steps are durably written.
+    pub journal: Arc<dyn Journal>,
+    /// Earlier results for steps with `cache: true`; `None` runs everything.
+    pub cache: Option<Arc<dyn Cache>>,
+    /// What this run did before it was interrupted (empty for a new run).
+    pub prior: Prior,
+    /// This run continues an interrupted one (`--resume`); said so in its record.
+    pub resumed: bool,
+}
+
+impl RunOptions {
+    /// A run that remembers nothing and reuses nothing.
+    pub fn new(
+        run_id: String,
+        run_dir: PathBuf,
+        inputs: IndexMap<String, Json>,
+        cancel: CancellationToken,
+    ) -> Self {
+        RunOptions {
+            run_id,
+            run_dir,
+            inputs,
+            env: IndexMap::new(),
+            concurrency: 8,
+            cancel,
+            journal: Arc::new(hooks::NoJournal),
+            cache: None,
+            prior: Prior::default(),
+            resumed: false,
+        }
+    }
 }
 
 /// State shared by every step of one run.
@@ -55,6 +88,9 @@ struct Shared {
     budget: Arc<Budget>,
     cancel: CancellationToken,
     events: EventTx,
+    journal: Arc<dyn Journal>,
+    cache: Option<Arc<dyn Cache>>,
+    prior: Prior,
 }
 
 /// Finished steps as templates see them: `steps.<id>.outputs` and `.status`.
@@ -104,6 +140,9 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions, events: EventTx) -> RunR
         budget: Arc::new(Budget::new(pipeline.budget)),
         cancel: opts.cancel.clone(),
         events,
+        journal: opts.journal.clone(),
+        cache: opts.cache.clone(),
+        prior: opts.prior.clone(),
         plan,
     });
 
@@ -142,6 +181,8 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions, events: EventTx) -> RunR
         inputs: opts.inputs,
         outputs,
         steps: pipeline.steps.iter().map(|s| s.id.clone()).zip(records).collect(),
+        resumed: opts.resumed,
+        paid_calls: shared.budget.used(),
     }
 }
 

@@ -1,4 +1,5 @@
-//! One run of a planned pipeline: its run directory, the human reporter, the engine and
+//! One run of a planned pipeline: its run directory and state-store rows, the human
+//! reporter, the engine (given the store's journal, cache and, resuming, prior work) and
 //! the saved record. `run`, `watch` and `schedule` all start runs through `launch`.
 
 use std::sync::Arc;
@@ -21,23 +22,41 @@ pub struct Launch {
     pub verbosity: Verbosity,
     /// Cancelling it interrupts the run: in-flight steps are cancelled, the record kept.
     pub cancel: CancellationToken,
+    /// Finish this earlier run (already checked by `store::resume::resolve`) in its folder.
+    pub resume: Option<String>,
+    /// Do not reuse cached results (still store new ones).
+    pub fresh: bool,
 }
 
 /// Runs to the end and returns the record, already saved as `run.json` in its folder.
 /// Errs only when the run could not start (the state directory is not writable).
 pub async fn launch(l: Launch) -> Result<RunRecord, String> {
     let pipeline = l.plan.pipeline.clone();
-    let run_id = crate::store::new_run_id();
     let state = crate::store::state_dir();
-    let run_dir = crate::store::create_run_dir(&state, &run_id).map_err(|e| {
-        format!(
-            "cannot create the run directory under `{}`: {e}; set COMETFLOW_STATE_DIR to a writable folder",
-            state.display()
-        )
-    })?;
+    let db = crate::store::Db::open(&state).map_err(|e| e.to_string())?;
+    let (run_id, run_dir, prior) = match &l.resume {
+        Some(id) => {
+            let prior = crate::store::resume::prior(&db, id).map_err(|e| e.to_string())?;
+            crate::store::runs::resume(&db, id).map_err(|e| e.to_string())?;
+            let dir = crate::store::create_run_dir(&state, id).map_err(|e| unwritable(&state, &e))?;
+            (id.clone(), dir, Some(prior))
+        }
+        None => {
+            let id = crate::store::new_run_id();
+            let dir = crate::store::create_run_dir(&state, &id).map_err(|e| unwritable(&state, &e))?;
+            let file =
+                std::path::absolute(&pipeline.source.path).unwrap_or_else(|_| pipeline.source.path.clone());
+            let file = file.display().to_string();
+            let dir_text = dir.display().to_string();
+            crate::store::runs::begin(&db, &id, &pipeline.name, &file, &l.inputs, &dir_text)
+                .map_err(|e| e.to_string())?;
+            (id, dir, None)
+        }
+    };
     let concurrency = l.concurrency.or(pipeline.concurrency).unwrap_or(8);
     if l.verbosity != Verbosity::Quiet {
-        eprintln!("cometflow: running `{}` ({} steps, run {run_id})", pipeline.name, pipeline.steps.len());
+        let verb = if prior.is_some() { "resuming" } else { "running" };
+        eprintln!("cometflow: {verb} `{}` ({} steps, run {run_id})", pipeline.name, pipeline.steps.len());
     }
 
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -50,14 +69,22 @@ pub async fn launch(l: Launch) -> Result<RunRecord, String> {
         })
     };
     let options = RunOptions {
-        run_id,
-        run_dir: run_dir.clone(),
-        inputs: l.inputs,
         env: template_env(&pipeline.env),
         concurrency,
-        cancel: l.cancel,
+        journal: Arc::new(crate::store::RunJournal { db: db.clone(), run_id: run_id.clone() }),
+        cache: Some(Arc::new(crate::store::StoreCache {
+            db: db.clone(),
+            run_id: run_id.clone(),
+            read: !l.fresh,
+        })),
+        resumed: prior.is_some(),
+        prior: prior.unwrap_or_default(),
+        ..RunOptions::new(run_id, run_dir.clone(), l.inputs, l.cancel)
     };
     let record = crate::engine::execute(l.plan, options, tx).await;
+    if let Err(e) = crate::store::runs::finish(&db, &record) {
+        eprintln!("warning: cannot record the end of run `{}`: {e}", record.run_id);
+    }
     announce.abort();
     let _ = reporter.await;
 
@@ -68,6 +95,13 @@ pub async fn launch(l: Launch) -> Result<RunRecord, String> {
         eprint!("{}", summary(&record, crate::diag::color_stderr()));
     }
     Ok(record)
+}
+
+fn unwritable(state: &std::path::Path, e: &std::io::Error) -> String {
+    format!(
+        "cannot create the run directory under `{}`: {e}; set COMETFLOW_STATE_DIR to a writable folder",
+        state.display()
+    )
 }
 
 /// `env.NAME` for the names the pipeline lists, plus every `COMETFLOW_*` variable.

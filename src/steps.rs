@@ -21,6 +21,7 @@ use serde_json::Value as Json;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::events::{Event, EventTx, Stream};
+use crate::engine::hooks::Journal;
 use crate::model::{PollPolicy, StepIdx};
 use crate::source::KeyPath;
 use crate::template::Tmpl;
@@ -228,6 +229,10 @@ pub struct StepCtx {
     pub timeout: Option<Duration>,
     pub(crate) events: EventTx,
     pub(crate) budget: Arc<Budget>,
+    /// Durable record of submitted tasks (the state store's, during a real run).
+    pub(crate) journal: Arc<dyn Journal>,
+    /// The task this execution submitted before the run was interrupted (`--resume`).
+    pub(crate) resumed_task: Option<String>,
 }
 
 impl StepCtx {
@@ -255,14 +260,22 @@ impl StepCtx {
         self.budget.charge()
     }
 
-    /// Records a submitted provider task before it is polled.
+    /// Records a submitted provider task before it is polled: a durable write, done before
+    /// returning, so that a crash right after still leaves the id to resume from.
     pub fn task_submitted(&self, family: &str, task_id: &str) {
+        self.journal.task_submitted(&self.step_id, self.item, family, task_id);
         let _ = self.events.send(Event::TaskSubmitted {
             step: self.step,
             item: self.item,
             family: family.into(),
             task_id: task_id.into(),
         });
+    }
+
+    /// The task to poll instead of submitting a new one: this execution submitted it before
+    /// the run was interrupted, and it may already be paid for.
+    pub fn resumed_task(&self) -> Option<&str> {
+        self.resumed_task.as_deref()
     }
 
     /// Resolves a path from `with` against the pipeline's directory.

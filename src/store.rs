@@ -1,5 +1,23 @@
 //! The state directory: `$COMETFLOW_STATE_DIR` (default `.cometflow`), holding one folder
-//! per run (`runs/<run id>/`, a folder per step inside) and each run's `run.json`.
+//! per run (`runs/<run id>/`, a folder per step inside), each run's `run.json`, and
+//! `state.db`: the SQLite record of runs, steps, attempts, provider tasks, file hashes and
+//! the step cache, which `--resume`, the cache and `cometflow runs` read.
+//!
+//! The engine never sees SQLite: this module implements its `Journal` and `Cache` hooks
+//! and hands it a `Prior` when resuming.
+
+mod cache;
+mod db;
+mod hash;
+pub mod history;
+mod journal;
+mod migrations;
+pub mod resume;
+pub mod runs;
+
+pub use cache::StoreCache;
+pub use db::{Db, StoreError};
+pub use journal::RunJournal;
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -137,6 +137,8 @@ fn load(opts: &WatchOptions) -> Option<Launch> {
             concurrency: opts.concurrency,
             verbosity: opts.verbosity,
             cancel: CancellationToken::new(),
+            resume: None,
+            fresh: false,
         }),
         Err(diags) => {
             crate::cli::report_diagnostics(&diags);

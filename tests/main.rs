@@ -2,17 +2,21 @@
 
 mod child;
 mod harness;
+mod paid;
 
 mod api;
 
 mod browser;
+mod cache;
 mod errors;
 mod examples;
 mod init;
 mod media;
 mod progress;
 mod report;
+mod resume;
 mod run;
+mod runs;
 mod schedule;
 mod schema;
 mod shell;

@@ -1,5 +1,5 @@
 //! Submit-then-poll, once for every task family, driven by a [`TaskSpec`]: take a call from
-//! the budget, submit, record the task id, then poll with a growing wait until the task
+//! the budget, submit, record the task id (or, resuming, take the one recorded), then poll with a growing wait until the task
 //! reaches a terminal status, reporting the provider's progress on the way.
 //!
 //! It owns the task lifecycle; it must not know any family's field names (they are data)
@@ -28,7 +28,14 @@ pub(crate) struct Finished {
 pub(crate) async fn run(ctx: &StepCtx, spec: &TaskSpec, body: &Json) -> Result<Finished, StepError> {
     let api = api()?;
     api.key()?;
-    let task_id = submit(api, ctx, spec, body).await?;
+    let task_id = match ctx.resumed_task() {
+        // Submitted before the run was interrupted: poll it, neither charged nor paid again.
+        Some(id) => {
+            ctx.progress(format!("resuming task {id}"));
+            id.to_owned()
+        }
+        None => submit(api, ctx, spec, body).await?,
+    };
     poll(api, ctx, spec, &task_id).await
 }
 

@@ -19,6 +19,8 @@ Examples:
   cometflow run song.yaml -i theme=\"a rainy night\" -i clips=3
   cometflow run song.yaml --json > result.json
   cometflow run song.yaml --dry-run
+  cometflow run song.yaml --resume last      finish the latest interrupted run
+  cometflow run song.yaml --fresh            call every provider again (ignore the cache)
 
 Exit status: 0 succeeded, 1 a step failed, 2 invalid pipeline or arguments (nothing ran),
 130 interrupted.";
@@ -46,6 +48,13 @@ pub struct RunArgs {
     /// tune it with COMETFLOW_SIM, e.g. task_time=200ms,fail_tasks=true
     #[arg(long)]
     pub simulate: bool,
+    /// Finish an interrupted or failed run in its own folder: RUN_ID, or `last` for this
+    /// pipeline's latest run. Finished steps are kept; submitted tasks are polled, not paid again
+    #[arg(long, value_name = "RUN_ID|last")]
+    pub resume: Option<String>,
+    /// Do not reuse cached step results (new results are still cached)
+    #[arg(long)]
+    pub fresh: bool,
 }
 
 pub(super) fn parse_input(s: &str) -> Result<(String, String), String> {
@@ -64,12 +73,25 @@ pub fn run(args: RunArgs, output: &OutputArgs) -> i32 {
             return exit::INVALID;
         }
     };
-    let inputs = match crate::validate::resolve_inputs(&plan.pipeline, &args.inputs) {
+    let mut inputs = match crate::validate::resolve_inputs(&plan.pipeline, &args.inputs) {
         Ok(i) => i,
         Err(diags) => {
             report_diagnostics(&diags);
             return exit::INVALID;
         }
+    };
+    let resume = match &args.resume {
+        None => None,
+        Some(spec) => match resumable(spec, &plan, &args.inputs, &inputs) {
+            Ok((id, original)) => {
+                inputs = original;
+                Some(id)
+            }
+            Err((message, code)) => {
+                eprintln!("error: {message}");
+                return code;
+            }
+        },
     };
     if args.dry_run {
         print!("{}", dry_run(&plan, &inputs));
@@ -89,12 +111,40 @@ pub fn run(args: RunArgs, output: &OutputArgs) -> i32 {
             return exit::FAILED;
         }
     };
-    runtime.block_on(execute(plan, inputs, &args, verbosity))
+    runtime.block_on(execute(plan, inputs, resume, &args, verbosity))
+}
+
+/// The run `--resume` names and its original inputs. A resumed run keeps its inputs: `-i`
+/// values that differ are refused, since finished steps were made from the old ones.
+fn resumable(
+    spec: &str,
+    plan: &Plan,
+    given: &[(String, String)],
+    resolved: &IndexMap<String, Json>,
+) -> Result<(String, IndexMap<String, Json>), (String, i32)> {
+    let db = crate::store::Db::open(&crate::store::state_dir()).map_err(|e| (e.to_string(), exit::FAILED))?;
+    let run =
+        crate::store::resume::resolve(&db, spec, &plan.pipeline.name).map_err(|m| (m, exit::INVALID))?;
+    for (name, _) in given {
+        if resolved.get(name) != run.inputs.get(name) {
+            return Err((
+                format!(
+                    "`-i {name}` differs from run `{}`, which used {}; a resumed run keeps its inputs: \
+                     drop `-i`, or start a new run without `--resume`",
+                    run.id,
+                    run.inputs.get(name).map_or("no value".to_owned(), |v| v.to_string())
+                ),
+                exit::INVALID,
+            ));
+        }
+    }
+    Ok((run.id, run.inputs))
 }
 
 async fn execute(
     plan: Arc<Plan>,
     inputs: IndexMap<String, Json>,
+    resume: Option<String>,
     args: &RunArgs,
     verbosity: Verbosity,
 ) -> i32 {
@@ -112,8 +162,8 @@ async fn execute(
     };
     let cancel = CancellationToken::new();
     let interrupt = tokio::spawn(watch_ctrl_c(cancel.clone()));
-    let launch =
-        Launch { plan, inputs, concurrency: args.concurrency.map(|c| c as usize), verbosity, cancel };
+    let concurrency = args.concurrency.map(|c| c as usize);
+    let launch = Launch { plan, inputs, concurrency, verbosity, cancel, resume, fresh: args.fresh };
     let record = match crate::runner::launch(launch).await {
         Ok(r) => r,
         Err(message) => {

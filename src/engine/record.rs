@@ -78,6 +78,12 @@ pub struct RunRecord {
     pub inputs: IndexMap<String, Json>,
     pub outputs: IndexMap<String, Json>,
     pub steps: IndexMap<String, StepRecord>,
+    /// This run finished what an interrupted run of the same id had started (`--resume`).
+    #[serde(default)]
+    pub resumed: bool,
+    /// Paid provider calls made by this invocation (a resumed task or a cached step is none).
+    #[serde(default)]
+    pub paid_calls: u64,
 }
 
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -110,6 +116,8 @@ mod tests {
             inputs: IndexMap::new(),
             outputs: IndexMap::new(),
             steps,
+            resumed: false,
+            paid_calls: 0,
         };
         let json = serde_json::to_value(&record).unwrap();
         assert_eq!(json["steps"]["b"]["needs"], serde_json::json!(["a"]));

@@ -23,6 +23,8 @@ struct Outcome {
     attempts: u32,
     /// When the first attempt got its slot: waiting for a slot is not running.
     started: Option<(Timestamp, Instant)>,
+    /// Answered from the cache: no call was made.
+    cached: bool,
 }
 
 impl Outcome {
@@ -33,6 +35,7 @@ impl Outcome {
             error: Some(message),
             attempts: 0,
             started: None,
+            cached: false,
         }
     }
 
@@ -45,6 +48,10 @@ impl Outcome {
 pub(super) async fn run_step(shared: &Shared, idx: StepIdx) -> StepRecord {
     let step = &shared.plan.pipeline.steps[idx];
     let outcome = run(shared, idx, step).await;
+    record_of(shared, step, &outcome)
+}
+
+fn record_of(shared: &Shared, step: &Step, outcome: &Outcome) -> StepRecord {
     let finished_at = Timestamp::now();
     let (started_at, clock) = match outcome.started {
         Some((at, clock)) => (Some(at), clock.elapsed()),
@@ -54,12 +61,12 @@ pub(super) async fn run_step(shared: &Shared, idx: StepIdx) -> StepRecord {
         status: outcome.status,
         kind: step.uses.clone(),
         attempts: outcome.attempts,
-        cached: false,
+        cached: outcome.cached,
         started_at: started_at.or(Some(finished_at)),
         finished_at: Some(finished_at),
         duration_ms: clock,
-        outputs: outcome.outputs,
-        error: outcome.error,
+        outputs: outcome.outputs.clone(),
+        error: outcome.error.clone(),
         needs: super::needs_of(&shared.plan.pipeline, step),
     }
 }
@@ -89,6 +96,7 @@ async fn run(shared: &Shared, idx: StepIdx, step: &Step) -> Outcome {
     let results = join_all(units).await;
     let attempts = results.iter().map(|o| o.attempts).max().unwrap_or(0);
     let started = results.iter().filter_map(|o| o.started).min_by_key(|(_, clock)| *clock);
+    let cached = !results.is_empty() && results.iter().all(|o| o.cached);
     let failures: Vec<String> = results
         .iter()
         .enumerate()
@@ -109,6 +117,7 @@ async fn run(shared: &Shared, idx: StepIdx, step: &Step) -> Outcome {
         error: (!failures.is_empty()).then(|| failures.join("; ")),
         attempts,
         started,
+        cached,
     }
 }
 
@@ -119,15 +128,63 @@ fn skipped(reason: &str) -> Outcome {
         error: Some(reason.into()),
         attempts: 0,
         started: None,
+        cached: false,
     }
 }
 
-/// Renders `with`, then attempts the kind until it succeeds, fails for good, or is cancelled.
+/// One execution, journaled when it ends whatever the end.
 async fn run_unit(shared: &Shared, idx: StepIdx, step: &Step, item: Option<usize>, scope: Value) -> Outcome {
+    let key = (step.id.clone(), item);
+    if let Some(done) = shared.prior.units.get(&key) {
+        // Resuming: this execution succeeded before the interruption.
+        return Outcome {
+            status: Status::Succeeded,
+            outputs: done.outputs.clone(),
+            error: None,
+            attempts: done.attempts,
+            started: None,
+            cached: done.cached,
+        };
+    }
+    let outcome = execute_unit(shared, idx, step, item, scope).await;
+    shared.journal.unit_finished(&step.id, item, &record_of(shared, step, &outcome));
+    outcome
+}
+
+/// Renders `with`, answers from the cache when it can, else attempts the kind until it
+/// succeeds, fails for good, or is cancelled.
+async fn execute_unit(
+    shared: &Shared,
+    idx: StepIdx,
+    step: &Step,
+    item: Option<usize>,
+    scope: Value,
+) -> Outcome {
     let mut with = match step.with.render(&scope) {
         Ok(w) => w,
         Err(e) => return Outcome::failed(format!("with.{e}")),
     };
+    let step_dir = match item {
+        Some(i) => shared.run_dir.join(&step.id).join(i.to_string()),
+        None => shared.run_dir.join(&step.id),
+    };
+    let cache = shared.cache.as_ref().filter(|_| step.cache);
+    let cache_key = cache.and_then(|c| c.key(&step.uses, &with, &shared.pipeline_dir));
+    if let (Some(cache), Some(k)) = (cache, &cache_key) {
+        if let Some(outputs) = cache.lookup(k, &step_dir) {
+            let _ = shared.events.send(Event::Started { step: idx, item });
+            let started = Some((Timestamp::now(), Instant::now()));
+            return Outcome {
+                status: Status::Succeeded,
+                outputs,
+                error: None,
+                attempts: 0,
+                started,
+                cached: true,
+            };
+        }
+    }
+    let resumed_task = shared.prior.tasks.get(&(step.id.clone(), item)).cloned();
     let family = shared.families.get(step.family());
     let mut started = None;
     let mut attempt = 0;
@@ -153,16 +210,15 @@ async fn run_unit(shared: &Shared, idx: StepIdx, step: &Step, item: Option<usize
             item,
             attempt,
             pipeline_dir: shared.pipeline_dir.clone(),
-            step_dir: match item {
-                Some(i) => shared.run_dir.join(&step.id).join(i.to_string()),
-                None => shared.run_dir.join(&step.id),
-            },
+            step_dir: step_dir.clone(),
             run_dir: shared.run_dir.clone(),
             cancel: shared.cancel.child_token(),
             poll: step.poll,
             timeout: step.timeout,
             events: shared.events.clone(),
             budget: shared.budget.clone(),
+            journal: shared.journal.clone(),
+            resumed_task: resumed_task.clone(),
         };
         // The last attempt can have the rendered input itself; earlier ones need a copy.
         let input = if attempt < step.retry.attempts { with.clone() } else { std::mem::take(&mut with) };
@@ -170,17 +226,26 @@ async fn run_unit(shared: &Shared, idx: StepIdx, step: &Step, item: Option<usize
         drop(permits);
         let err = match result {
             Ok(outputs) => {
+                shared.journal.attempt_finished(&step.id, item, attempt, None);
+                if let (Some(cache), Some(k)) = (cache, &cache_key) {
+                    cache.store(k, &step.uses, &step_dir, &outputs);
+                }
                 return Outcome {
                     status: Status::Succeeded,
                     outputs,
                     error: None,
                     attempts: attempt,
                     started,
+                    cached: false,
                 };
             }
-            Err(Attempt::Cancelled) => return cancelled(attempt),
+            Err(Attempt::Cancelled) => {
+                shared.journal.attempt_finished(&step.id, item, attempt, Some("cancelled"));
+                return cancelled(attempt).at(started);
+            }
             Err(Attempt::Failed(e)) => e,
         };
+        shared.journal.attempt_finished(&step.id, item, attempt, Some(&err.message));
         if !err.retryable || attempt >= step.retry.attempts {
             let outputs = err.outputs.unwrap_or_else(|| Json::Object(Default::default()));
             let message =
@@ -191,6 +256,7 @@ async fn run_unit(shared: &Shared, idx: StepIdx, step: &Step, item: Option<usize
                 error: Some(message),
                 attempts: attempt,
                 started,
+                cached: false,
             };
         }
         let delay = step.retry.delay(attempt);
@@ -235,6 +301,7 @@ fn cancelled(attempts: u32) -> Outcome {
         error: Some("cancelled".into()),
         attempts,
         started: None,
+        cached: false,
     }
 }
 

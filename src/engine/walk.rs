@@ -80,6 +80,7 @@ fn finish(
         attempts: record.attempts,
         error: record.error.clone(),
     });
+    shared.journal.step_finished(&shared.plan.pipeline.steps[i].id, &record);
     records[i] = Some(record);
     for &d in &shared.plan.dependents[i] {
         remaining[d] -= 1;
@@ -89,13 +90,17 @@ fn finish(
     }
 }
 
-/// Decides, from its dependencies alone, a step that must not run: cancelled, or skipped
+/// Decides a step that must not run: cancelled, already done before a resume, or skipped
 /// because something it needs failed or was skipped.
 fn settle_without_running(shared: &Shared, i: StepIdx, records: &[Option<StepRecord>]) -> Option<StepRecord> {
     let step = &shared.plan.pipeline.steps[i];
     let needs = || needs_of(&shared.plan.pipeline, step);
     if shared.cancel.is_cancelled() {
         return Some(StepRecord::not_run(&step.uses, needs(), Status::Cancelled, None));
+    }
+    // Resuming: a step that succeeded before keeps its outputs and does not run again.
+    if let Some(done) = shared.prior.steps.get(&step.id) {
+        return Some(StepRecord { needs: needs(), ..done.clone() });
     }
     for &d in &step.deps {
         let Some(dep) = &records[d] else { continue };

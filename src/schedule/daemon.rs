@@ -293,6 +293,8 @@ impl Daemon {
             concurrency: self.opts.concurrency,
             verbosity: self.opts.verbosity,
             cancel: self.root.child_token(),
+            resume: None,
+            fresh: false,
         };
         let file = file.to_path_buf();
         self.runs.spawn(async move { (file, crate::runner::launch(launch).await) });

@@ -1,0 +1,59 @@
+//! What the engine asks of whoever keeps its state, as three small seams: a [`Journal`] that
+//! durably writes what happened (a submitted task id the moment it exists, each attempt,
+//! each finished step), a [`Cache`] that can answer a step from an earlier result, and a
+//! [`Prior`] (plain data) saying what an interrupted run already did.
+//!
+//! It owns these contracts only; it must not know how or where they are stored (the state
+//! store implements them with SQLite, tests and `--dry-run` use [`NoJournal`]).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde_json::Value as Json;
+
+use super::record::StepRecord;
+
+/// Durable writes, made synchronously so that a crash right after the call still leaves
+/// the fact on disk. Failures are the journal's to report; the run goes on.
+pub trait Journal: Send + Sync {
+    /// A provider task exists and is (or will be) paid for; called before polling it.
+    fn task_submitted(&self, step: &str, item: Option<usize>, family: &str, task_id: &str);
+    /// One attempt ended; `error` is `None` when it succeeded.
+    fn attempt_finished(&self, step: &str, item: Option<usize>, attempt: u32, error: Option<&str>);
+    /// One execution (a step, or one `for_each` item) ended.
+    fn unit_finished(&self, step: &str, item: Option<usize>, record: &StepRecord);
+    /// A whole step ended (its `for_each` items gathered).
+    fn step_finished(&self, step: &str, record: &StepRecord);
+}
+
+/// Remembers nothing.
+pub struct NoJournal;
+
+impl Journal for NoJournal {
+    fn task_submitted(&self, _: &str, _: Option<usize>, _: &str, _: &str) {}
+    fn attempt_finished(&self, _: &str, _: Option<usize>, _: u32, _: Option<&str>) {}
+    fn unit_finished(&self, _: &str, _: Option<usize>, _: &StepRecord) {}
+    fn step_finished(&self, _: &str, _: &StepRecord) {}
+}
+
+/// Earlier results of identical executions. The key is opaque to the engine.
+pub trait Cache: Send + Sync {
+    /// The key of an execution of `kind` with this rendered `with`; relative paths in it
+    /// are relative to `base`. `None` when no key can be made (the step then just runs).
+    fn key(&self, kind: &str, with: &Json, base: &Path) -> Option<String>;
+    /// The outputs stored under `key`, with their files brought into `step_dir`.
+    fn lookup(&self, key: &str, step_dir: &Path) -> Option<Json>;
+    /// Remembers a successful execution's outputs (whose files live in `step_dir`).
+    fn store(&self, key: &str, kind: &str, step_dir: &Path, outputs: &Json);
+}
+
+/// What an interrupted run already did, for `--resume`.
+#[derive(Debug, Default, Clone)]
+pub struct Prior {
+    /// Steps that succeeded: kept as they are, not run again.
+    pub steps: HashMap<String, StepRecord>,
+    /// Executions (step, item) that succeeded, with their outputs.
+    pub units: HashMap<(String, Option<usize>), StepRecord>,
+    /// Provider tasks submitted but never seen to finish: polled, not submitted again.
+    pub tasks: HashMap<(String, Option<usize>), String>,
+}
