@@ -18,3 +18,4 @@ mod schema;
 mod shell;
 mod sim;
 mod watch;
+mod workflows;
