@@ -85,7 +85,7 @@ fn playable(path: &Json, kinds: &[&str]) -> Probe {
 #[test]
 fn every_workflow_declares_its_schema_description_and_documented_inputs() {
     let names = workflow_names();
-    for expected in ["image-to-video", "podcast", "song-to-video", "storyboard"] {
+    for expected in ["daily-song", "image-to-video", "podcast", "song-to-video", "storyboard"] {
         assert!(names.iter().any(|n| n == expected), "workflows/{expected}.yaml is missing");
     }
     for name in &names {
@@ -146,4 +146,36 @@ fn podcast_voices_each_line_and_joins_them_into_one_mp3() {
 fn song_to_video_lays_the_song_under_the_clips() {
     let (run, _files) = simulate("song-to-video");
     playable(&run["outputs"]["video"], &["video", "audio"]);
+}
+
+#[test]
+fn daily_song_reads_its_theme_from_the_prompt_file_and_makes_the_video() {
+    let (run, _files) = simulate("daily-song");
+    let file = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("workflows/prompts/daily.txt"),
+    )
+    .unwrap();
+    assert_eq!(run["outputs"]["theme"], file.trim());
+    playable(&run["outputs"]["video"], &["video", "audio"]);
+
+    let out = Test::new()
+        .args(&["schedule", "next", workflow("daily-song").to_str().unwrap(), "--count", "2"])
+        .args(&["--after", "2026-01-02T12:00:00Z"])
+        .expect(0);
+    // Friday noon -> Monday and Tuesday 07:00 in Berlin (UTC+1 in winter).
+    assert_eq!(out.stdout, "2026-01-05T06:00:00Z\n2026-01-06T06:00:00Z\n");
+}
+
+#[test]
+fn daily_song_treats_the_prompt_file_as_data_never_as_shell_code() {
+    let yaml = std::fs::read_to_string(workflow("daily-song")).unwrap();
+    let t = Test::new()
+        .file("daily-song.yaml", &yaml)
+        .file("prompts/daily.txt", "rain $(touch pwned) `touch pwned2` \"; touch pwned3")
+        .args(&["run", "daily-song.yaml", "--simulate", "--json"]);
+    let out = t.expect(0);
+    assert_eq!(out.json()["outputs"]["theme"], "rain $(touch pwned) `touch pwned2` \"; touch pwned3");
+    for name in ["pwned", "pwned2", "pwned3"] {
+        assert!(!t.path().join(name).exists(), "{name} was created: the theme ran as code");
+    }
 }
