@@ -25,6 +25,7 @@ mod mp4read;
 mod mux;
 mod output;
 mod stbl;
+mod subtitle;
 mod video;
 
 /// How to reconcile clips and a song of different lengths.
@@ -175,6 +176,14 @@ pub fn merge_with(req: &MergeRequest, tools: &Tools) -> Result<MediaOutput, Medi
         },
         Err(e) => Err(e),
     }
+}
+
+pub use subtitle::{parse_srt, to_srt, Cue};
+
+/// Copies `video` into `output` (no re-encoding) with `cues` as a soft subtitle track.
+pub fn add_subtitles(video: &Path, cues: &[Cue], output: &Path) -> Result<MediaOutput, MediaError> {
+    let duration = subtitle::add(video, cues, output)?;
+    Ok(MediaOutput { path: output.to_path_buf(), duration, method: Method::Remux })
 }
 
 /// True when `path` is an MP3 file (what `concat` joins as audio rather than as clips).
