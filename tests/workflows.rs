@@ -85,7 +85,8 @@ fn playable(path: &Json, kinds: &[&str]) -> Probe {
 #[test]
 fn every_workflow_declares_its_schema_description_and_documented_inputs() {
     let names = workflow_names();
-    for expected in ["daily-song", "image-to-video", "podcast", "song-to-video", "storyboard"] {
+    for expected in ["daily-song", "image-to-video", "lyric-video", "podcast", "song-to-video", "storyboard"]
+    {
         assert!(names.iter().any(|n| n == expected), "workflows/{expected}.yaml is missing");
     }
     for name in &names {
@@ -177,5 +178,35 @@ fn daily_song_treats_the_prompt_file_as_data_never_as_shell_code() {
     assert_eq!(out.json()["outputs"]["theme"], "rain $(touch pwned) `touch pwned2` \"; touch pwned3");
     for name in ["pwned", "pwned2", "pwned3"] {
         assert!(!t.path().join(name).exists(), "{name} was created: the theme ran as code");
+    }
+}
+
+#[test]
+fn lyric_video_carries_the_sung_lines_as_a_soft_subtitle_track_and_an_srt() {
+    let (run, _files) = simulate("lyric-video");
+    let video = playable(&run["outputs"]["video"], &["video", "audio", "subtitle"]);
+    assert!(video.duration > 4.0, "{}", video.duration);
+    let lines = run["steps"]["timing"]["outputs"]["lines"].as_array().unwrap();
+    assert!(lines.len() >= 4, "{run:#}");
+    assert_eq!(run["outputs"]["lines"], lines.len());
+
+    // ffmpeg reads the track back as SubRip: every sung line is there, in order.
+    let mp4 = run["outputs"]["video"].as_str().unwrap();
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i", mp4, "-map", "0:s", "-f", "srt", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let extracted = String::from_utf8(out.stdout).unwrap();
+    let srt = std::fs::read_to_string(run["outputs"]["srt"].as_str().unwrap()).unwrap();
+    assert!(srt.starts_with("1\n00:00:00,000 --> "), "{srt}");
+    let mut from = 0;
+    for line in lines {
+        let text = line["text"].as_str().unwrap();
+        assert!(srt.contains(text), "{text} missing from the .srt:\n{srt}");
+        let at = extracted[from..]
+            .find(text)
+            .unwrap_or_else(|| panic!("{text} missing from the track:\n{extracted}"));
+        from += at + text.len();
     }
 }
