@@ -266,7 +266,11 @@ impl Api {
                 "{what} failed after the request was sent ({cause}); it may have created a task \
                  (and been paid for), so it was not sent again: check your CometAPI logs before re-running"
             ),
-            _ => format!("{what} failed: {cause}; check your network and COMETAPI_BASE_URL"),
+            // Only CometAPI's own host is worth blaming COMETAPI_BASE_URL for (not a result host).
+            _ if e.is_connect() && e.url().is_none_or(|u| self.is_comet(u.as_str())) => {
+                errors::unreachable(what, &self.endpoint.base, &cause)
+            }
+            _ => format!("{what} failed: {cause}; check your network and `COMETAPI_BASE_URL`"),
         };
         ApiError::new(self.redact(&message))
     }

@@ -14,6 +14,7 @@ use std::str::FromStr;
 
 mod adts;
 mod audio;
+mod audiojoin;
 mod boxes;
 mod esds;
 mod ffmpeg;
@@ -24,6 +25,7 @@ mod mp4read;
 mod mux;
 mod output;
 mod stbl;
+mod subtitle;
 mod video;
 
 /// How to reconcile clips and a song of different lengths.
@@ -129,6 +131,8 @@ pub enum MediaError {
     Ffmpeg { path: PathBuf, status: String, stderr: String },
     #[error("no video clips given for {}; pass at least one clip", path.display())]
     NoClips { path: PathBuf },
+    #[error("{} cannot be joined to {} without re-encoding: {reason}; make every file with the same settings (e.g. the same `speech` model and `response_format`)", path.display(), first.display())]
+    AudioMismatch { path: PathBuf, first: PathBuf, reason: String },
 }
 
 impl MediaError {
@@ -147,7 +151,8 @@ impl MediaError {
             | MediaError::Unsupported { path, .. }
             | MediaError::Incompatible { path, .. }
             | MediaError::Ffmpeg { path, .. }
-            | MediaError::NoClips { path } => path,
+            | MediaError::NoClips { path }
+            | MediaError::AudioMismatch { path, .. } => path,
         }
     }
 }
@@ -173,7 +178,21 @@ pub fn merge_with(req: &MergeRequest, tools: &Tools) -> Result<MediaOutput, Medi
     }
 }
 
-/// Joins clips end to end into one MP4, by remux when possible.
+pub use subtitle::{parse_srt, to_srt, Cue};
+
+/// Copies `video` into `output` (no re-encoding) with `cues` as a soft subtitle track.
+pub fn add_subtitles(video: &Path, cues: &[Cue], output: &Path) -> Result<MediaOutput, MediaError> {
+    let duration = subtitle::add(video, cues, output)?;
+    Ok(MediaOutput { path: output.to_path_buf(), duration, method: Method::Remux })
+}
+
+/// True when `path` is an MP3 file (what `concat` joins as audio rather than as clips).
+pub fn is_mp3(path: &Path) -> bool {
+    audiojoin::looks_like_mp3(path)
+}
+
+/// Joins clips end to end into one MP4, by remux when possible. MP3 files join into one
+/// `.mp3` (or `.m4a` when `output` says so), frames copied as they are.
 pub fn concat(clips: &[PathBuf], output: &Path) -> Result<MediaOutput, MediaError> {
     concat_with(clips, output, &Tools::from_env())
 }
@@ -184,6 +203,9 @@ pub fn concat_with(clips: &[PathBuf], output: &Path, tools: &Tools) -> Result<Me
         return Err(MediaError::NoClips { path: output.to_path_buf() });
     }
     let done = |duration, method| MediaOutput { path: output.to_path_buf(), duration, method };
+    if clips.iter().all(|c| is_mp3(c)) {
+        return audiojoin::join(clips, output).map(|d| done(d, Method::Remux));
+    }
     match remux_concat(clips, output, true) {
         Ok(d) => Ok(done(d, Method::Remux)),
         Err(e) if e.needs_ffmpeg() => match &tools.ffmpeg {

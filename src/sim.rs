@@ -66,6 +66,7 @@ fn router(sim: Arc<Sim>) -> Router {
         .route("/suno/submit/lyrics", post(suno::submit_lyrics))
         .route("/suno/fetch/{id}", get(suno::fetch))
         .route("/suno/fetch", post(suno::fetch_batch))
+        .route("/suno/act/timing/{clip_id}", get(suno::timing))
         // Kling
         .route("/kling/v1/videos/{action2}", post(kling::submit_video))
         .route("/kling/v1/images/generations", post(kling::submit_image))

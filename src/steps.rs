@@ -8,6 +8,7 @@
 pub mod media;
 pub mod providers;
 pub mod shell;
+pub mod subtitle;
 pub mod value;
 
 use std::path::{Path, PathBuf};
@@ -303,6 +304,7 @@ impl Registry {
         r.add(Arc::new(shell::Shell::new()));
         r.add(Arc::new(media::Merge::new()));
         r.add(Arc::new(media::Concat::new()));
+        r.add(Arc::new(subtitle::Subtitle::new()));
         r
     }
 

@@ -144,6 +144,8 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+#[path = "api/first_errors.rs"]
+mod first_errors;
 #[path = "api/mocked.rs"]
 mod mocked;
 #[path = "api/simulated.rs"]

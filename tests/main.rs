@@ -22,3 +22,4 @@ mod schema;
 mod shell;
 mod sim;
 mod watch;
+mod workflows;

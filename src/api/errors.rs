@@ -50,8 +50,12 @@ pub(crate) fn describe(status: StatusCode, body: &[u8], what: &str) -> String {
     let code = said.as_ref().map(|s| s.code.as_str()).unwrap_or_default();
     let lower = message.to_ascii_lowercase();
     if status == StatusCode::UNAUTHORIZED || lower.contains("invalid token") {
-        let detail = if message.is_empty() { String::new() } else { format!(" ({message})") };
-        return format!("CometAPI rejected the key (invalid token): check COMETAPI_KEY{detail}");
+        let detail = if message.is_empty() { "invalid token" } else { message };
+        return format!(
+            "CometAPI rejected the key ({detail}): check `COMETAPI_KEY` (copy the key \
+             again from your CometAPI account, e.g. `export COMETAPI_KEY=sk-...`), or use `--simulate` \
+             to run without one"
+        );
     }
     if code == "model_not_found"
         || lower.contains("no available channel for group") && lower.contains(" model ")
@@ -62,12 +66,12 @@ pub(crate) fn describe(status: StatusCode, body: &[u8], what: &str) -> String {
              check the `model` name at https://api.cometapi.com/api/models"
         );
     }
-    if status == StatusCode::PAYMENT_REQUIRED
-        || ["quota", "insufficient", "credit", "balance", "余额"].iter().any(|w| lower.contains(w))
-    {
+    if is_quota(status, said.as_ref()) {
+        let detail = if message.is_empty() { status.to_string() } else { message.to_owned() };
         return format!(
-            "CometAPI refused {what} for lack of credit: {}; top up the account or use another key",
-            if message.is_empty() { status.to_string() } else { message.to_owned() }
+            "your CometAPI balance is used up: {what} was refused ({detail}); top up at \
+             {TOP_UP} (`cometflow balance` shows what is left), or use `--simulate` to try the \
+             pipeline without spending"
         );
     }
     let said = if message.is_empty() {
@@ -87,6 +91,47 @@ pub(crate) fn describe(status: StatusCode, body: &[u8], what: &str) -> String {
         _ => "see the message above",
     };
     format!("{what} failed with HTTP {}: {said}; {hint}", status.as_u16())
+}
+
+/// Where an account is topped up.
+const TOP_UP: &str = "https://www.cometapi.com";
+
+/// Words in the gateway's answers to an account without balance ("insufficient user
+/// quota", "quota exhausted", "余额不足", "额度已用尽", ...). A rate limit never says them.
+const QUOTA_WORDS: &[&str] =
+    &["quota", "insufficient", "credit", "balance", "top up", "余额", "额度", "欠费"];
+
+/// True when the answer says the account's balance is used up: final, not worth a retry.
+pub(crate) fn is_quota(status: StatusCode, said: Option<&Said>) -> bool {
+    if status == StatusCode::PAYMENT_REQUIRED {
+        return true;
+    }
+    let Some(said) = said else { return false };
+    let text = format!("{} {}", said.code, said.message).to_lowercase();
+    // "exceeded your current quota" from OpenAI-style upstreams counts; a per-minute
+    // "rate limit" without these words does not.
+    QUOTA_WORDS.iter().any(|w| text.contains(w))
+}
+
+/// The message for a request that got no answer at all because the host could not be
+/// reached (connection refused, DNS failure, connect timeout).
+pub(crate) fn unreachable(what: &str, base: &str, cause: &str) -> String {
+    let host = super::config::host_of(base).unwrap_or_else(|| base.to_owned());
+    let lower = cause.to_ascii_lowercase();
+    let why = if lower.contains("dns") || lower.contains("lookup") || lower.contains("resolve") {
+        format!("the name `{host}` does not resolve")
+    } else if lower.contains("refused") {
+        format!("`{host}` refused the connection")
+    } else if lower.contains("timed out") || lower.contains("timeout") {
+        format!("`{host}` did not answer in time")
+    } else {
+        format!("`{host}` could not be reached")
+    };
+    format!(
+        "cannot reach CometAPI for {what}: {why} ({cause}); you may be offline, CometAPI may be \
+         down, or `COMETAPI_BASE_URL` (now `{base}`) is wrong: check your network and the variable \
+         (unset it for https://api.cometapi.com), or use `--simulate` to run offline"
+    )
 }
 
 /// The model in "no available channel for group default and model X (distributor)".
@@ -128,7 +173,11 @@ mod tests {
         let body =
             br#"{"error":{"code":"","message":"invalid token (request id: 1)","type":"comet_api_error"}}"#;
         let m = describe(StatusCode::UNAUTHORIZED, body, "x");
-        assert!(m.starts_with("CometAPI rejected the key (invalid token): check COMETAPI_KEY"), "{m}");
+        assert!(
+            m.starts_with("CometAPI rejected the key (invalid token (request id: 1)): check `COMETAPI_KEY`"),
+            "{m}"
+        );
+        assert!(m.ends_with("or use `--simulate` to run without one"), "{m}");
     }
 
     #[test]
@@ -136,9 +185,42 @@ mod tests {
         let body = br#"{"error":{"code":"insufficient_user_quota","message":"user quota is not enough (request id: 7)","type":"comet_api_error"}}"#;
         let m = describe(StatusCode::FORBIDDEN, body, "`POST /suno/submit/music`");
         assert!(
-            m.contains("lack of credit") && m.contains("request id: 7") && m.ends_with("use another key"),
+            m.starts_with("your CometAPI balance is used up: `POST /suno/submit/music` was refused"),
             "{m}"
         );
+        assert!(
+            m.contains("request id: 7") && m.contains("top up at https://") && m.contains("`--simulate`"),
+            "{m}"
+        );
+        for body in [
+            r#"{"error":{"code":"","message":"quota exhausted","type":"comet_api_error"}}"#,
+            r#"{"error":{"code":"","message":"余额不足","type":"comet_api_error"}}"#,
+            r#"{"error":{"code":"insufficient_quota","message":"You exceeded your current quota"}}"#,
+        ] {
+            let said = read(body.as_bytes());
+            assert!(is_quota(StatusCode::TOO_MANY_REQUESTS, said.as_ref()), "{body}");
+        }
+        let limit = read(br#"{"error":{"code":"rate_limit_exceeded","message":"rate limit exceeded"}}"#);
+        assert!(!is_quota(StatusCode::TOO_MANY_REQUESTS, limit.as_ref()));
+    }
+
+    #[test]
+    fn an_unreachable_host_is_named_with_what_to_check() {
+        let m = unreachable(
+            "`POST /v1/chat/completions`",
+            "http://127.0.0.1:9",
+            "tcp connect error: Connection refused",
+        );
+        assert!(
+            m.starts_with(
+                "cannot reach CometAPI for `POST /v1/chat/completions`: `127.0.0.1:9` refused the connection"
+            ),
+            "{m}"
+        );
+        assert!(m.contains("`COMETAPI_BASE_URL` (now `http://127.0.0.1:9`) is wrong"), "{m}");
+        let m =
+            unreachable("x", "https://api.cometapi.test", "dns error: failed to lookup address information");
+        assert!(m.contains("the name `api.cometapi.test` does not resolve"), "{m}");
     }
 
     #[test]

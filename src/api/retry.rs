@@ -73,6 +73,10 @@ pub(crate) fn on_status(
     retry_after: Option<Duration>,
 ) -> Verdict {
     let code = said.map(|s| s.code.as_str()).unwrap_or_default();
+    // An empty balance stays empty: asking again only delays the message.
+    if super::errors::is_quota(status, said) {
+        return Verdict::Final;
+    }
     if status == StatusCode::TOO_MANY_REQUESTS {
         return Verdict::Retry(retry_after);
     }

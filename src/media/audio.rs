@@ -56,18 +56,15 @@ pub(crate) fn load(path: &Path, src: usize) -> Result<OutTrack, MediaError> {
     } else {
         let m = mp3::read(&mut w).map_err(scan_err)?;
         warn_skipped(path, m.skipped);
-        // 0x6B is MPEG-1 audio; MPEG-2 (and 2.5) low-rate MP3 is 0x69.
-        let oti = if m.key.mpeg1 { OTI_MP3 } else { 0x69 };
-        Ok(frames_track(
-            src,
-            &m.frames,
-            m.key.samples_per_frame(),
-            m.key.sample_rate,
-            oti,
-            &[],
-            m.key.channels,
-        ))
+        Ok(mp3_track(src, &m.frames, m.key))
     }
+}
+
+/// A track of MP3 frames (all from source `src`; the caller may repoint them).
+pub(crate) fn mp3_track(src: usize, frames: &[(u64, u32)], key: mp3::Mp3Key) -> OutTrack {
+    // 0x6B is MPEG-1 audio; MPEG-2 (and 2.5) low-rate MP3 is 0x69.
+    let oti = if key.mpeg1 { OTI_MP3 } else { 0x69 };
+    frames_track(src, frames, key.samples_per_frame(), key.sample_rate, oti, &[], key.channels)
 }
 
 fn warn_skipped(path: &Path, skipped: u64) {

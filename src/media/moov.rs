@@ -76,7 +76,7 @@ fn trak(w: &mut BoxWriter, id: u32, t: &OutTrack, chunks: &[&Chunk], base: u64, 
     MATRIX.iter().for_each(|&m| w.u32(m));
     let (width, height) = match t.kind {
         Kind::Video { width, height } => (width, height),
-        Kind::Audio => (0, 0),
+        Kind::Audio | Kind::Text => (0, 0),
     };
     w.u32((width as u32) << 16);
     w.u32((height as u32) << 16);
@@ -110,6 +110,8 @@ fn trak(w: &mut BoxWriter, id: u32, t: &OutTrack, chunks: &[&Chunk], base: u64, 
     let (handler, name): (&[u8; 4], &[u8]) = match t.kind {
         Kind::Video { .. } => (b"vide", b"VideoHandler\0"),
         Kind::Audio => (b"soun", b"SoundHandler\0"),
+        // `sbtl` + `tx3g` is what ffmpeg writes for mov_text in mp4, and reads back as a subtitle stream.
+        Kind::Text => (b"sbtl", b"SubtitleHandler\0"),
     };
     w.open_full(b"hdlr", 0, 0);
     w.u32(0);
@@ -127,6 +129,7 @@ fn trak(w: &mut BoxWriter, id: u32, t: &OutTrack, chunks: &[&Chunk], base: u64, 
             w.open_full(b"smhd", 0, 0);
             w.zeros(4);
         }
+        Kind::Text => w.open_full(b"nmhd", 0, 0),
     }
     w.close();
     w.open(b"dinf");

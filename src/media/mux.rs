@@ -26,8 +26,13 @@ pub(crate) struct OutSample {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
-    Video { width: u16, height: u16 },
+    Video {
+        width: u16,
+        height: u16,
+    },
     Audio,
+    /// Timed text (`tx3g` subtitles).
+    Text,
 }
 
 #[derive(Debug, Clone)]

@@ -36,6 +36,8 @@ pub struct Faults {
     pub fail_tasks: bool,
     /// The reason reported by failed tasks.
     pub fail_reason: String,
+    /// Every API request is refused as an empty account would be (403, insufficient quota).
+    pub quota_exhausted: bool,
 }
 
 pub(crate) const DEFAULT_FAIL_REASON: &str = "content moderation: the prompt was flagged";
@@ -50,6 +52,7 @@ impl Default for Faults {
             truncate_downloads: 0,
             fail_tasks: false,
             fail_reason: DEFAULT_FAIL_REASON.to_owned(),
+            quota_exhausted: false,
         }
     }
 }
@@ -80,6 +83,7 @@ const KEYS: &[&str] = &[
     "truncate_downloads",
     "fail_tasks",
     "fail_reason",
+    "quota_exhausted",
     "key",
 ];
 
@@ -103,9 +107,15 @@ impl FromStr for SimConfig {
                     config.faults.fail_reason.push_str(segment);
                     continue;
                 }
-                if bare == "fail_tasks" {
-                    config.faults.fail_tasks = true;
-                    last_key = "fail_tasks";
+                // Bare boolean switches: `fail_tasks`, `quota_exhausted`.
+                let switch = match bare {
+                    "fail_tasks" => Some(&mut config.faults.fail_tasks),
+                    "quota_exhausted" => Some(&mut config.faults.quota_exhausted),
+                    _ => None,
+                };
+                if let Some(on) = switch {
+                    *on = true;
+                    last_key = if bare == "fail_tasks" { "fail_tasks" } else { "quota_exhausted" };
                     continue;
                 }
                 return Err(SimSpecError(format!(
@@ -126,6 +136,7 @@ impl FromStr for SimConfig {
                 "truncate_downloads" => faults.truncate_downloads = parse_count(value).map_err(bad)?,
                 "fail_tasks" => faults.fail_tasks = parse_bool(value).map_err(bad)?,
                 "fail_reason" => faults.fail_reason = value.to_owned(),
+                "quota_exhausted" => faults.quota_exhausted = parse_bool(value).map_err(bad)?,
                 "key" => config.key = (!value.is_empty()).then(|| value.to_owned()),
                 unknown => return Err(unknown_key(unknown)),
             }
@@ -192,7 +203,7 @@ impl fmt::Display for SimConfig {
         write!(
             f,
             "task_time={}ms,latency={}ms,rate_limit_every={},retry_after={},server_error_every={},\
-             malformed_every={},truncate_downloads={},fail_tasks={}",
+             malformed_every={},truncate_downloads={},fail_tasks={},quota_exhausted={}",
             self.task_time.as_millis(),
             self.latency.as_millis(),
             fl.rate_limit_every,
@@ -200,7 +211,8 @@ impl fmt::Display for SimConfig {
             fl.server_error_every,
             fl.malformed_every,
             fl.truncate_downloads,
-            fl.fail_tasks
+            fl.fail_tasks,
+            fl.quota_exhausted
         )
     }
 }
@@ -243,6 +255,9 @@ pub struct SimArgs {
     /// The failure reason reported when --fail-tasks is on.
     #[arg(long, default_value = DEFAULT_FAIL_REASON)]
     pub fail_reason: String,
+    /// Refuse every API request as CometAPI does when the balance is used up (403).
+    #[arg(long)]
+    pub quota_exhausted: bool,
 }
 
 impl From<SimArgs> for SimConfig {
@@ -259,6 +274,7 @@ impl From<SimArgs> for SimConfig {
                 truncate_downloads: args.truncate_downloads,
                 fail_tasks: args.fail_tasks,
                 fail_reason: args.fail_reason,
+                quota_exhausted: args.quota_exhausted,
             },
         }
     }

@@ -1,5 +1,5 @@
 //! The gate every request passes: statistics, latency, the key check and the injected
-//! faults (429 with Retry-After, retryable 5xx, malformed JSON). Control routes
+//! faults (429 with Retry-After, retryable 5xx, malformed JSON, an empty balance). Control routes
 //! (`/_sim/stats`, `/_sim/reset`) pass untouched; downloads get latency only (their
 //! fault, truncation, lives in `files`).
 //!
@@ -33,6 +33,12 @@ pub(crate) async fn gate(State(sim): State<Arc<Sim>>, request: Request, next: Ne
         .flatten();
     if !authorized(&sim, request.headers(), query_key.as_deref()) {
         return invalid_token();
+    }
+    if sim.config.faults.quota_exhausted && family != Family::Balance {
+        sim.count_fault("quota_exhausted");
+        // What the gateway answers an account with no balance left.
+        let (status, code) = (StatusCode::FORBIDDEN, "insufficient_user_quota");
+        return comet_error(status, code, "user quota is not enough, please top up");
     }
     let n = sim.next_api_request();
     if let Some(response) = injected_fault(&sim, n, &path) {

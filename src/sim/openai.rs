@@ -9,13 +9,19 @@ use serde_json::{json, Map, Value};
 use super::http::{alnum, check_model, comet_error, json_response, now_secs, openai_body, tokens};
 use super::text;
 
-/// What the model "says": `sim_reply` verbatim if given, else JSON when asked, else text.
+/// What the model "says": `sim_reply` verbatim if given, else JSON when asked (the example
+/// object the prompt shows, or one fitting the schema), else text.
 fn content_for(body: &Map<String, Value>, prompt: &str, format: Option<&Value>) -> String {
     if let Some(scripted) = body.get("sim_reply").and_then(Value::as_str) {
         return scripted.to_owned();
     }
     match format.and_then(|f| f.get("type")).and_then(Value::as_str) {
-        Some("json_object") => text::json_reply(None, prompt),
+        Some("json_object") => {
+            // Real callers show the model the shape they want; echo the first example given.
+            let all = body.get("messages").and_then(Value::as_array).map(|m| text::all_text(m));
+            text::example_json(all.as_deref().unwrap_or(prompt))
+                .unwrap_or_else(|| text::json_reply(None, prompt))
+        }
         Some("json_schema") => {
             let format = format.unwrap_or(&Value::Null);
             // Chat nests it under `json_schema.schema`; Responses puts `schema` beside `type`.

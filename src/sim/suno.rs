@@ -1,5 +1,5 @@
 //! Suno: `POST /suno/submit/music` (two clips per task), `POST /suno/submit/lyrics`,
-//! `GET /suno/fetch/{id}` and `POST /suno/fetch`. Envelope `{"code","message","data"}`,
+//! `GET /suno/fetch/{id}`, `POST /suno/fetch` and `GET /suno/act/timing/{clip_id}`. Envelope `{"code","message","data"}`,
 //! success when `code == "success"`.
 
 use std::sync::Arc;
@@ -210,4 +210,30 @@ pub(crate) async fn fetch_batch(
         .map(|task| render(&task, &base))
         .collect();
     Ok(success(json!(tasks)))
+}
+
+/// `GET /suno/act/timing/{clip_id}`: the sim's lyrics, word by word, spread over the song
+/// in Suno's aligned-words shape (`word` with a trailing newline at a line's end).
+pub(crate) async fn timing(State(sim): State<Arc<Sim>>, Path(clip_id): Path<String>) -> Response {
+    if !sim.has_file(&clip_id) {
+        return error(StatusCode::NOT_FOUND, "clip_not_exist", "clip not found");
+    }
+    let lyrics = text::lyrics("");
+    let sung: Vec<&str> = lyrics.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('[')).collect();
+    let per_line = SONG_SECONDS / sung.len().max(1) as f64;
+    let mut words = Vec::new();
+    for (i, line) in sung.iter().enumerate() {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        // Sung in the first 80% of the line's slot; the rest is a breath.
+        let step = per_line * 0.8 / parts.len().max(1) as f64;
+        for (j, word) in parts.iter().enumerate() {
+            let start = i as f64 * per_line + j as f64 * step;
+            let last = j + 1 == parts.len();
+            let round = |t: f64| (t * 1000.0).round() / 1000.0;
+            words.push(json!({"word": if last { format!("{word}\n") } else { format!("{word} ") },
+                              "start_s": round(start), "end_s": round(start + step),
+                              "success": true, "p_align": 1.0}));
+        }
+    }
+    success(json!({"aligned_words": words, "waveform_data": [], "hoot_cer": 0.0, "is_streamed": false}))
 }

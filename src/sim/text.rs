@@ -79,6 +79,18 @@ pub(crate) fn json_reply(schema: Option<&Value>, prompt: &str) -> String {
     value.to_string()
 }
 
+/// The first JSON object written in the prompt (`... like {"lines": [...]}`), as the
+/// reply: a `json_object` request with an example gets an answer of that shape.
+pub(crate) fn example_json(prompt: &str) -> Option<String> {
+    prompt.match_indices('{').find_map(|(i, _)| {
+        let mut items = serde_json::Deserializer::from_str(&prompt[i..]).into_iter::<Value>();
+        match items.next() {
+            Some(Ok(value @ Value::Object(_))) => Some(value.to_string()),
+            _ => None,
+        }
+    })
+}
+
 /// The simplest value that validates against a JSON schema (enough of the vocabulary for
 /// structured outputs: type, properties, items, enum, const, anyOf/oneOf).
 pub(crate) fn value_for_schema(schema: &Value, prompt: &str, depth: usize) -> Value {
@@ -176,6 +188,13 @@ mod tests {
         assert_eq!(value["tags"].as_array().map(Vec::len), Some(1));
         assert_eq!(value["mood"], "calm");
         assert_eq!(value["maybe"], 1.0);
+    }
+
+    #[test]
+    fn a_json_example_in_the_prompt_shapes_the_reply() {
+        let prompt = r#"Reply as JSON like {"lines": [{"speaker": "host", "text": "Hi"}]} and nothing else."#;
+        assert_eq!(example_json(prompt).as_deref(), Some(r#"{"lines":[{"speaker":"host","text":"Hi"}]}"#));
+        assert_eq!(example_json("no braces {here"), None);
     }
 
     #[test]

@@ -20,7 +20,10 @@ pub struct Concat {
 
 fn outputs() -> Vec<(String, String)> {
     vec![
-        ("path".into(), "absolute path of the mp4 in the step's folder".into()),
+        (
+            "path".into(),
+            "absolute path of the result (mp4, or mp3 for joined audio) in the step's folder".into(),
+        ),
         ("duration".into(), "its length in seconds".into()),
         ("method".into(), "`remux` (no re-encoding) or `ffmpeg`".into()),
     ]
@@ -60,9 +63,11 @@ impl Concat {
         Concat {
             spec: KindSpec {
                 name: "media.concat".into(),
-                summary: "Joins clips end to end into one mp4.".into(),
+                summary: "Joins clips end to end into one mp4, or MP3 files into one mp3 (no re-encoding)."
+                    .into(),
                 fields: vec![
-                    FieldSpec::new("clips", &[FieldType::List], "the clips' paths, in order").required(),
+                    FieldSpec::new("clips", &[FieldType::List], "the clips' (or MP3 files') paths, in order")
+                        .required(),
                     output_field(),
                 ],
                 outputs: outputs(),
@@ -159,7 +164,8 @@ impl StepKind for Concat {
     fn execute<'a>(&'a self, ctx: &'a StepCtx, with: Json) -> BoxFuture<'a, Result<Json, StepError>> {
         Box::pin(async move {
             let clips = paths(ctx, with.get("clips"), "clips")?;
-            let output = output_path(ctx, &with, "concat.mp4")?;
+            let audio = !clips.is_empty() && clips.iter().all(|c| media::is_mp3(c));
+            let output = output_path(ctx, &with, if audio { "concat.mp3" } else { "concat.mp4" })?;
             blocking(move || media::concat(&clips, &output)).await.map(done)
         })
     }

@@ -13,6 +13,7 @@ mod kling;
 mod media;
 mod midjourney;
 mod suno;
+mod suno_timing;
 
 use std::sync::Arc;
 
@@ -46,6 +47,7 @@ pub fn register(registry: &mut Registry) {
         (chat::spec(), chat::run),
         (suno::lyrics_spec(), suno::lyrics),
         (suno::music_spec(), suno::music),
+        (suno_timing::spec(), suno_timing::run),
         (kling::spec("kling.text2video"), kling::run),
         (kling::spec("kling.image2video"), kling::run),
         (midjourney::imagine_spec(), midjourney::imagine),
