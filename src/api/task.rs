@@ -34,6 +34,8 @@ pub(crate) async fn run(ctx: &StepCtx, spec: &TaskSpec, body: &Json) -> Result<F
             ctx.progress(format!("resuming task {id}"));
             id.to_owned()
         }
+        // Never submit (and pay) once the run is being interrupted.
+        None if ctx.cancel.is_cancelled() => return Err(StepError::fatal("cancelled before submitting")),
         None => submit(api, ctx, spec, body).await?,
     };
     poll(api, ctx, spec, &task_id).await
@@ -83,7 +85,15 @@ pub(crate) async fn poll(
     let mut unseen = 0u32;
     let mut last_progress = String::new();
     loop {
-        tokio::time::sleep(wait).await;
+        // An interrupted run stops polling here; the task id is already on record, so a
+        // resume picks the task up again without paying twice.
+        tokio::select! {
+            biased;
+            _ = ctx.cancel.cancelled() => {
+                return Err(StepError::fatal(format!("cancelled while waiting for task {task_id}")));
+            }
+            _ = tokio::time::sleep(wait) => {}
+        }
         wait = wait.mul_f64(1.5).min(max);
         let answer = match api.json(Call::Read, method.clone(), &path, None).await {
             Ok(answer) => answer,

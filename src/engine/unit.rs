@@ -191,13 +191,15 @@ async fn execute_unit(
     loop {
         attempt += 1;
         let permits = tokio::select! {
+            // Cancellation first: once interrupted, no new attempt may start (and pay).
+            biased;
+            _ = shared.cancel.cancelled() => return cancelled(attempt - 1).at(started),
             p = async {
                 let family_permit = match family { Some(f) => f.acquire().await, None => None };
                 // The run's semaphore is never closed, so acquiring cannot fail.
                 let slot = shared.slots.clone().acquire_owned().await.ok();
                 (family_permit, slot)
             } => p,
-            _ = shared.cancel.cancelled() => return cancelled(attempt - 1).at(started),
         };
         if started.is_none() {
             started = Some((Timestamp::now(), Instant::now()));
@@ -287,12 +289,26 @@ async fn attempt_once(shared: &Shared, step: &Step, ctx: &StepCtx, input: Json) 
             None => run.await,
         }
     };
+    tokio::pin!(timed);
     tokio::select! {
-        r = timed => r.map_err(Attempt::Failed),
-        // Dropping the kind's future cancels it (and kills a shell step's processes).
-        _ = shared.cancel.cancelled() => Err(Attempt::Cancelled),
+        biased;
+        // A kind that stopped because the run was interrupted was cancelled, not failed.
+        r = &mut timed => r.map_err(|e| if shared.cancel.is_cancelled() { Attempt::Cancelled } else { Attempt::Failed(e) }),
+        _ = shared.cancel.cancelled() => {
+            // The kind sees the same cancellation through `ctx.cancel` and stops at its next
+            // safe point; a provider submit already on the wire is let finish, so its task
+            // id is recorded and a resume polls it instead of paying again. Only a kind that
+            // does not stop within the grace period is dropped.
+            match tokio::time::timeout(CANCEL_GRACE, &mut timed).await {
+                Ok(Ok(outputs)) => Ok(outputs),
+                _ => Err(Attempt::Cancelled),
+            }
+        }
     }
 }
+
+/// How long an interrupted step may take to stop by itself before it is dropped.
+const CANCEL_GRACE: Duration = Duration::from_secs(15);
 
 fn cancelled(attempts: u32) -> Outcome {
     Outcome {

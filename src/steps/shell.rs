@@ -124,7 +124,19 @@ async fn run(ctx: &StepCtx, with: Json) -> Result<Json, StepError> {
     let _group = child.id().map(GroupGuard);
     let stdout = child.stdout.take().map(|s| capture(ctx, Stream::Stdout, s));
     let stderr = child.stderr.take().map(|s| capture(ctx, Stream::Stderr, s));
-    let (status, out, err) = tokio::join!(child.wait(), opt(stdout), opt(stderr));
+    let wait = async {
+        tokio::select! {
+            // Interrupted: kill the whole group now rather than after the engine's grace.
+            _ = ctx.cancel.cancelled() => {
+                let _ = child.start_kill();
+                drop(_group);
+                None
+            }
+            status = child.wait() => Some(status),
+        }
+    };
+    let (status, out, err) = tokio::join!(wait, opt(stdout), opt(stderr));
+    let Some(status) = status else { return Err(StepError::fatal("cancelled")) };
     let status = status.map_err(|e| StepError::fatal(format!("waiting for the command failed: {e}")))?;
 
     let mut outputs = Map::new();
