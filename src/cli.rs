@@ -3,6 +3,7 @@
 mod completions;
 mod graph;
 mod init;
+mod kinds;
 mod report;
 mod run;
 mod schedule;
@@ -96,6 +97,8 @@ pub enum Command {
     /// Start pipelines at their `on.schedule` times (a foreground daemon), or print them with `next`
     #[command(after_help = schedule::EXAMPLES)]
     Schedule(schedule::ScheduleArgs),
+    /// List step kinds with their family, fields and outputs
+    Kinds(kinds::KindsArgs),
     /// Print the JSON Schema of the pipeline language, for editors
     #[command(after_help = schema::AFTER_HELP)]
     Schema,
@@ -159,6 +162,7 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Report(args) => report::report(args),
         Command::Watch(args) => watch::watch(args, &cli.output),
         Command::Schedule(args) => schedule::schedule(args, &cli.output),
+        Command::Kinds(args) => kinds::kinds(args),
         Command::Schema => schema::schema(),
         Command::Init(args) => init::init(args),
         Command::Completions(args) => completions::completions(args),

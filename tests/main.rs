@@ -9,6 +9,7 @@ mod browser;
 mod errors;
 mod examples;
 mod init;
+mod kinds;
 mod media;
 mod progress;
 mod report;
