@@ -68,7 +68,8 @@ fn router(sim: Arc<Sim>) -> Router {
         .route("/suno/fetch", post(suno::fetch_batch))
         // Kling
         .route("/kling/v1/videos/{action2}", post(kling::submit_video))
-        .route("/kling/v1/images/generations", post(kling::submit_image))
+        .route("/kling/v1/images/{action2}", post(kling::submit_image))
+        .route("/kling/v1/audio/{action2}", post(kling::submit_audio))
         .route("/kling/v1/{action}/{action2}/{task_id}", get(kling::query))
         // Midjourney
         .route("/mj/submit/imagine", post(midjourney::imagine))
@@ -76,6 +77,7 @@ fn router(sim: Arc<Sim>) -> Router {
         .route("/mj/submit/blend", post(midjourney::blend))
         .route("/mj/submit/describe", post(midjourney::describe))
         .route("/mj/submit/modal", post(midjourney::modal))
+        .route("/mj/submit/video", post(midjourney::video))
         .route("/mj/task/{id}/fetch", get(midjourney::fetch))
         .route("/mj/image/{id}", get(files::mj_image))
         // Balance (really on query.cometapi.com) and the simulator's own routes

@@ -182,7 +182,14 @@ fn table() -> &'static IndexMap<String, Entry> {
     static TABLE: OnceLock<IndexMap<String, Entry>> = OnceLock::new();
     TABLE.get_or_init(|| {
         // The file is part of the binary and a unit test parses it, so this cannot fail at run time.
-        serde_yaml::from_str(CATALOG).expect("catalog.yaml is valid (checked by a test)")
+        let mut value: serde_yaml::Value = serde_yaml::from_str(CATALOG).expect("catalog.yaml is YAML");
+        // `<<: *kling` shares a family's envelope and statuses between its entries.
+        value.apply_merge().expect("catalog.yaml's merge keys are valid");
+        let mut table: IndexMap<String, Entry> =
+            serde_yaml::from_value(value).expect("catalog.yaml is valid (checked by a test)");
+        // `_name` entries only hold shared parts.
+        table.retain(|name, _| !name.starts_with('_'));
+        table
     })
 }
 
