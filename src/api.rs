@@ -34,6 +34,43 @@ pub(crate) struct Api {
     pub backoff: Backoff,
 }
 
+/// A request body: none, JSON, or a multipart form (rebuilt per try: forms cannot be cloned).
+#[derive(Debug, Clone)]
+pub(crate) enum Payload {
+    None,
+    Json(Json),
+    Multipart { text: Vec<(String, String)>, files: Vec<FilePart> },
+}
+
+/// One uploaded file of a multipart form.
+#[derive(Debug, Clone)]
+pub(crate) struct FilePart {
+    pub field: String,
+    pub file_name: String,
+    pub bytes: Vec<u8>,
+}
+
+impl Payload {
+    fn attach(&self, req: RequestBuilder) -> RequestBuilder {
+        match self {
+            Payload::None => req,
+            Payload::Json(b) => req.json(b),
+            Payload::Multipart { text, files } => {
+                let mut form = reqwest::multipart::Form::new();
+                for (k, v) in text {
+                    form = form.text(k.clone(), v.clone());
+                }
+                for f in files {
+                    let part =
+                        reqwest::multipart::Part::bytes(f.bytes.clone()).file_name(f.file_name.clone());
+                    form = form.part(f.field.clone(), part);
+                }
+                req.multipart(form)
+            }
+        }
+    }
+}
+
 /// What counts as a usable answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Expect {
@@ -138,16 +175,30 @@ impl Api {
         path: &str,
         body: Option<&Json>,
     ) -> Result<Json, ApiError> {
+        let payload = body.map_or(Payload::None, |b| Payload::Json(b.clone()));
+        self.call(call, method, path, &[], &payload).await
+    }
+
+    /// A call to CometAPI with the key, extra `headers` (Runway's `X-Runway-Version`) and a
+    /// JSON or multipart `payload`; the answer parsed as JSON.
+    pub(crate) async fn call(
+        &self,
+        call: Call,
+        method: Method,
+        path: &str,
+        headers: &[(String, String)],
+        payload: &Payload,
+    ) -> Result<Json, ApiError> {
         let key = self.key().map_err(|e| ApiError::new(e.message))?.clone();
         let url = self.url(path);
         let what = format!("`{method} {}`", path_of(&url));
         let reply = self
             .send_with(call, &what, Expect::Json, || {
-                let req = self.http.request(method.clone(), &url).bearer_auth(key.expose());
-                match body {
-                    Some(b) => req.json(b),
-                    None => req,
+                let mut req = self.http.request(method.clone(), &url).bearer_auth(key.expose());
+                for (k, v) in headers {
+                    req = req.header(k.as_str(), v.as_str());
                 }
+                payload.attach(req)
             })
             .await?;
         self.parse(call, &what, &reply)

@@ -3,6 +3,7 @@
 mod completions;
 mod graph;
 mod init;
+mod kinds;
 mod report;
 mod run;
 mod runs;
@@ -100,6 +101,8 @@ pub enum Command {
     /// List past runs, newest first, or show one with `runs show RUN_ID|last`
     #[command(after_help = runs::EXAMPLES)]
     Runs(runs::RunsArgs),
+    /// List step kinds with their family, fields and outputs
+    Kinds(kinds::KindsArgs),
     /// Print the JSON Schema of the pipeline language, for editors
     #[command(after_help = schema::AFTER_HELP)]
     Schema,
@@ -164,6 +167,7 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Watch(args) => watch::watch(args, &cli.output),
         Command::Schedule(args) => schedule::schedule(args, &cli.output),
         Command::Runs(args) => runs::runs(args),
+        Command::Kinds(args) => kinds::kinds(args),
         Command::Schema => schema::schema(),
         Command::Init(args) => init::init(args),
         Command::Completions(args) => completions::completions(args),

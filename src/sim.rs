@@ -26,6 +26,7 @@ mod state;
 mod stats;
 mod suno;
 mod text;
+mod vendors;
 mod videos;
 
 use std::future::Future;
@@ -61,6 +62,16 @@ fn router(sim: Arc<Sim>) -> Router {
         .route("/v1/videos", post(videos::submit))
         .route("/v1/videos/{id}", get(videos::fetch))
         .route("/v1/videos/{id}/content", get(videos::content))
+        // Runway, Luma, Replicate, MiniMax
+        .route("/runwayml/v1/tasks/{id}", get(vendors::runway_fetch))
+        .route("/runwayml/v1/{route}", post(vendors::runway_submit))
+        .route("/dream-machine/v1/generations", post(vendors::luma_submit))
+        .route("/dream-machine/v1/generations/{id}", get(vendors::luma_fetch))
+        .route("/replicate/v1/models/{owner}/{name}/predictions", post(vendors::replicate_submit))
+        .route("/replicate/v1/predictions/{id}", get(vendors::replicate_fetch))
+        .route("/v1/video_generation", post(vendors::minimax_submit))
+        .route("/v1/query/video_generation", get(vendors::minimax_query))
+        .route("/v1/files/retrieve", get(vendors::minimax_file))
         // Suno
         .route("/suno/submit/music", post(suno::submit_music))
         .route("/suno/submit/lyrics", post(suno::submit_lyrics))
@@ -69,7 +80,8 @@ fn router(sim: Arc<Sim>) -> Router {
         .route("/suno/act/timing/{clip_id}", get(suno::timing))
         // Kling
         .route("/kling/v1/videos/{action2}", post(kling::submit_video))
-        .route("/kling/v1/images/generations", post(kling::submit_image))
+        .route("/kling/v1/images/{action2}", post(kling::submit_image))
+        .route("/kling/v1/audio/{action2}", post(kling::submit_audio))
         .route("/kling/v1/{action}/{action2}/{task_id}", get(kling::query))
         // Midjourney
         .route("/mj/submit/imagine", post(midjourney::imagine))
@@ -77,6 +89,7 @@ fn router(sim: Arc<Sim>) -> Router {
         .route("/mj/submit/blend", post(midjourney::blend))
         .route("/mj/submit/describe", post(midjourney::describe))
         .route("/mj/submit/modal", post(midjourney::modal))
+        .route("/mj/submit/video", post(midjourney::video))
         .route("/mj/task/{id}/fetch", get(midjourney::fetch))
         .route("/mj/image/{id}", get(files::mj_image))
         // Balance (really on query.cometapi.com) and the simulator's own routes

@@ -11,6 +11,7 @@ mod cache;
 mod errors;
 mod examples;
 mod init;
+mod kinds;
 mod media;
 mod progress;
 mod report;

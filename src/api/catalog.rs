@@ -4,9 +4,10 @@
 //!
 //! It owns the shapes as data and dotted-path lookups; it must not send anything.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
+use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
@@ -33,16 +34,22 @@ pub(crate) struct Envelope {
     pub message: Option<String>,
 }
 
-/// How one kind of task is submitted and polled.
+/// How one kind of task is submitted and polled. Without `fetch` the call is synchronous:
+/// the submit answer is the result.
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct TaskSpec {
     /// For `task_submitted` and messages: `suno`, `kling`, ...
     pub family: String,
     pub submit: Route,
-    /// Dotted path(s) of the task id in the submit answer.
+    /// Dotted path(s) of the task id in the submit answer. A URL found there means the
+    /// answer already holds the result (Suno's `wav`/`mp4` may answer either way [I]).
+    #[serde(default)]
     pub id: String,
-    pub fetch: Route,
+    #[serde(default)]
+    pub fetch: Option<Route>,
+    #[serde(default)]
     pub status: String,
+    #[serde(default)]
     pub success: Vec<String>,
     #[serde(default)]
     pub failure: Vec<String>,
@@ -54,17 +61,177 @@ pub(crate) struct TaskSpec {
     pub envelope: Option<Envelope>,
     #[serde(default)]
     pub pending_errors: Vec<String>,
+    /// Extra request headers on every call (Runway's `X-Runway-Version`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// `multipart` sends the submit as a form, local files as file parts.
+    #[serde(default)]
+    pub multipart: bool,
+    /// A read after success whose answer lands at `then` in the result (MiniMax's file URL).
+    #[serde(default)]
+    pub then: Option<Then>,
+}
+
+/// `GET path` with `{value}` taken from the finished result at `from`.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Then {
+    pub path: String,
+    pub from: String,
+}
+
+/// A step kind declared wholly in the catalog: its task plus its `with` fields and outputs.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Entry {
+    #[serde(flatten)]
+    pub task: TaskSpec,
+    #[serde(default)]
+    pub summary: String,
+    /// Marked temporarily unavailable or removed in CometAPI's docs; built from the documented shapes.
+    #[serde(default)]
+    pub unavailable: bool,
+    #[serde(default)]
+    pub fields: Vec<FieldDecl>,
+    /// Empty for kinds with their own code (`suno.music`, ...).
+    #[serde(default)]
+    pub outputs: Vec<OutputDecl>,
+    /// Body fields set when the step does not set them (dotted keys nest).
+    #[serde(default)]
+    pub defaults: serde_json::Map<String, Json>,
+    /// Moves the whole body under this key (Replicate's `input`).
+    #[serde(default)]
+    pub nest: Option<String>,
+}
+
+/// One `with` field: its check, and how a local file in it is sent.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct FieldDecl {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub types: OneOrMany,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub values: Vec<Json>,
+    #[serde(default)]
+    pub desc: String,
+    /// How a local file is sent: `base64` (bare), `data_uri`, or `multipart` (a file part).
+    #[serde(default)]
+    pub file: Option<String>,
+    /// Where the value goes in the body (dotted; default the field's name).
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Where the value goes when it is a URL (Midjourney's `link`).
+    #[serde(default)]
+    pub url_to: Option<String>,
+    /// Each list item becomes `{wrap: item}` (Kling's `image_list`).
+    #[serde(default)]
+    pub wrap: Option<String>,
+    /// Set to `file` or `url` by what was given (Kling's `audio_type`).
+    #[serde(default)]
+    pub mark: Option<String>,
+    /// Numbers are sent as strings (Kling's `"5"`).
+    #[serde(default)]
+    pub stringify: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub(crate) fn names(&self) -> Vec<&str> {
+        match self {
+            OneOrMany::One(s) => vec![s.as_str()],
+            OneOrMany::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// One output: a value at `path` of the result, or with `file` the URL(s) or base64 there,
+/// downloaded into the step folder (the output is the local path; `url` names the URL output).
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct OutputDecl {
+    pub name: String,
+    pub path: String,
+    #[serde(default)]
+    pub desc: String,
+    /// The file name's stem; a list gets `-1`, `-2`, ...
+    #[serde(default)]
+    pub file: Option<String>,
+    /// The name of the output holding the file's URL (default `<name>_url`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// `path` has a `*`: the output is a list.
+    #[serde(default)]
+    pub list: bool,
+    /// May be missing without failing the step.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+impl OutputDecl {
+    pub(crate) fn url_name(&self) -> String {
+        self.url.clone().unwrap_or_else(|| format!("{}_url{}", self.name, if self.list { "s" } else { "" }))
+    }
+}
+
+fn table() -> &'static IndexMap<String, Entry> {
+    static TABLE: OnceLock<IndexMap<String, Entry>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        // The file is part of the binary and a unit test parses it, so this cannot fail at run time.
+        let mut value: serde_yaml::Value = serde_yaml::from_str(CATALOG).expect("catalog.yaml is YAML");
+        // `<<: *kling` shares a family's envelope and statuses between its entries.
+        value.apply_merge().expect("catalog.yaml's merge keys are valid");
+        let mut table: IndexMap<String, Entry> =
+            serde_yaml::from_value(value).expect("catalog.yaml is valid (checked by a test)");
+        // `_name` entries only hold shared parts.
+        table.retain(|name, _| !name.starts_with('_'));
+        table
+    })
 }
 
 /// The compiled-in entry for `kind`.
 pub(crate) fn get(kind: &str) -> Option<&'static TaskSpec> {
-    static TABLE: OnceLock<HashMap<String, TaskSpec>> = OnceLock::new();
-    TABLE
-        .get_or_init(|| {
-            // The file is part of the binary and a unit test parses it, so this cannot fail at run time.
-            serde_yaml::from_str(CATALOG).expect("catalog.yaml is valid (checked by a test)")
-        })
-        .get(kind)
+    entry(kind).map(|e| &e.task)
+}
+
+/// The whole compiled-in entry for `kind`.
+pub(crate) fn entry(kind: &str) -> Option<&'static Entry> {
+    table().get(kind)
+}
+
+/// Every entry, in the file's order.
+pub(crate) fn entries() -> impl Iterator<Item = (&'static str, &'static Entry)> {
+    table().iter().map(|(k, v)| (k.as_str(), v))
+}
+
+/// Every value at `a.*.b` (a `*` takes each item of a list), for the first alternative of
+/// `a|b` that yields any.
+pub(crate) fn pick_all<'a>(json: &'a Json, paths: &str) -> Vec<&'a Json> {
+    for p in paths.split('|') {
+        let mut found = vec![json];
+        for seg in p.trim().split('.').filter(|s| !s.is_empty()) {
+            found = found
+                .into_iter()
+                .flat_map(|v| match (seg, v) {
+                    ("*", Json::Array(a)) => a.iter().collect::<Vec<_>>(),
+                    (_, Json::Object(m)) => m.get(seg).into_iter().collect(),
+                    (_, Json::Array(a)) => {
+                        seg.parse::<usize>().ok().and_then(|i| a.get(i)).into_iter().collect()
+                    }
+                    _ => Vec::new(),
+                })
+                .collect();
+        }
+        found.retain(|v| !v.is_null() && !v.as_str().is_some_and(str::is_empty));
+        if !found.is_empty() {
+            return found;
+        }
+    }
+    Vec::new()
 }
 
 /// The first of `a|b|c` that is present, not null and not an empty string.
@@ -111,7 +278,7 @@ mod tests {
             "midjourney.action",
         ] {
             let spec = get(kind).unwrap_or_else(|| panic!("{kind} missing"));
-            assert!(spec.fetch.path.contains("{id}"), "{kind}");
+            assert!(spec.fetch.as_ref().is_some_and(|f| f.path.contains("{id}")), "{kind}");
         }
     }
 

@@ -11,7 +11,7 @@ use serde_json::Value as Json;
 
 use super::catalog::{pick, scalar, TaskSpec};
 use super::retry::Call;
-use super::{api, errors, Api, ApiError};
+use super::{api, errors, Api, ApiError, Payload};
 use crate::steps::{StepCtx, StepError};
 
 /// A task that reached a success status.
@@ -26,19 +26,52 @@ pub(crate) struct Finished {
 /// Submits `body` and polls until the task succeeds; a failed task is an error carrying
 /// the provider's reason verbatim.
 pub(crate) async fn run(ctx: &StepCtx, spec: &TaskSpec, body: &Json) -> Result<Finished, StepError> {
+    run_with(ctx, spec, &spec.submit.path, &Payload::Json(body.clone())).await
+}
+
+/// [`run`] with the submit path filled in by the caller (`{model}` placeholders) and any payload.
+pub(crate) async fn run_with(
+    ctx: &StepCtx,
+    spec: &TaskSpec,
+    path: &str,
+    payload: &Payload,
+) -> Result<Finished, StepError> {
     let api = api()?;
     api.key()?;
-    let task_id = match ctx.resumed_task() {
+    let (task_id, answer) = match ctx.resumed_task() {
         // Submitted before the run was interrupted: poll it, neither charged nor paid again.
         Some(id) => {
             ctx.progress(format!("resuming task {id}"));
-            id.to_owned()
+            (id.to_owned(), Json::Null)
         }
         // Never submit (and pay) once the run is being interrupted.
         None if ctx.cancel.is_cancelled() => return Err(StepError::fatal("cancelled before submitting")),
-        None => submit(api, ctx, spec, body).await?,
+        None => submit(api, ctx, spec, path, payload).await?,
     };
-    poll(api, ctx, spec, &task_id).await
+    let mut done = match &spec.fetch {
+        // Synchronous, or the answer already holds the result's URL.
+        _ if task_id.starts_with("http://") || task_id.starts_with("https://") => {
+            Finished { task_id: String::new(), status: String::new(), result: answer }
+        }
+        None => Finished { task_id, status: String::new(), result: answer },
+        Some(_) => poll(api, ctx, spec, &task_id).await?,
+    };
+    if let Some(then) = &spec.then {
+        let value = pick(&done.result, &then.from).and_then(scalar).unwrap_or_default();
+        let path = then.path.replace("{value}", &value);
+        let answer = api
+            .call(Call::Read, Method::GET, &path, &headers(spec), &Payload::None)
+            .await
+            .map_err(|e| poll_failed(spec, &done.task_id, &e))?;
+        if let Json::Object(m) = &mut done.result {
+            m.insert("then".into(), answer);
+        }
+    }
+    Ok(done)
+}
+
+fn headers(spec: &TaskSpec) -> Vec<(String, String)> {
+    spec.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 fn method(name: &str) -> Result<Method, StepError> {
@@ -46,29 +79,39 @@ fn method(name: &str) -> Result<Method, StepError> {
         .map_err(|_| StepError::fatal(format!("`{name}` is not an HTTP method; write e.g. `method: POST`")))
 }
 
-async fn submit(api: &Api, ctx: &StepCtx, spec: &TaskSpec, body: &Json) -> Result<String, StepError> {
+async fn submit(
+    api: &Api,
+    ctx: &StepCtx,
+    spec: &TaskSpec,
+    path: &str,
+    payload: &Payload,
+) -> Result<(String, Json), StepError> {
     let method = method(&spec.submit.method)?;
     ctx.charge_call()?;
-    let body = (method != Method::GET).then_some(body);
-    let answer = api.json(Call::Submit, method, &spec.submit.path, body).await?;
+    let payload = if method == Method::GET { &Payload::None } else { payload };
+    let answer = api.call(Call::Submit, method, path, &headers(spec), payload).await?;
     if let Some(message) = envelope_error(spec, &answer) {
         return Err(StepError::fatal(format!(
             "{} refused the task at `{}`: {}; fix the step's `with` fields",
             spec.family,
-            spec.submit.path,
+            super::path_of(path),
             api.redact(&message)
         )));
+    }
+    if spec.fetch.is_none() {
+        let id = pick(&answer, &spec.id).and_then(scalar).unwrap_or_default();
+        return Ok((id, answer));
     }
     let id = pick(&answer, &spec.id).and_then(scalar).ok_or_else(|| {
         StepError::fatal(format!(
             "the answer of `{}` has no task id at `{}`: {}; the task may exist, check your CometAPI logs",
-            spec.submit.path,
+            super::path_of(path),
             spec.id,
             errors::snippet(answer.to_string().as_bytes())
         ))
     })?;
     ctx.task_submitted(&spec.family, &id);
-    Ok(id)
+    Ok((id, answer))
 }
 
 /// Polls `spec.fetch` for `task_id` until a terminal status.
@@ -78,8 +121,15 @@ pub(crate) async fn poll(
     spec: &TaskSpec,
     task_id: &str,
 ) -> Result<Finished, StepError> {
-    let method = method(&spec.fetch.method)?;
-    let path = spec.fetch.path.replace("{id}", task_id);
+    let Some(fetch) = &spec.fetch else {
+        return Err(StepError::fatal(format!(
+            "{} tasks cannot be polled; this is a cometflow bug",
+            spec.family
+        )));
+    };
+    let method = method(&fetch.method)?;
+    let path = fetch.path.replace("{id}", task_id);
+    let headers = headers(spec);
     let (first, max) = (ctx.poll.interval, ctx.poll.max_interval.max(ctx.poll.interval));
     let mut wait = first;
     let mut unseen = 0u32;
@@ -95,7 +145,7 @@ pub(crate) async fn poll(
             _ = tokio::time::sleep(wait) => {}
         }
         wait = wait.mul_f64(1.5).min(max);
-        let answer = match api.json(Call::Read, method.clone(), &path, None).await {
+        let answer = match api.call(Call::Read, method.clone(), &path, &headers, &Payload::None).await {
             Ok(answer) => answer,
             // A young task the provider has not registered yet: still pending.
             Err(e) if unseen < 10 && is_pending(spec, &e) => {

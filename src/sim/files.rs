@@ -28,6 +28,8 @@ fn asset_for(name: &str) -> Option<(&'static [u8], &'static str)> {
     let ext = name.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase())?;
     match ext.as_str() {
         "mp4" => Some((CLIP_MP4, "video/mp4")),
+        // Any 3D model is the one png too: the download path, not the bytes, is under test.
+        "glb" => Some((IMAGE_PNG, "model/gltf-binary")),
         "mp3" => Some((SONG_MP3, "audio/mpeg")),
         // Every picture is the one png; a .jpeg name still gets honest png bytes.
         "png" | "jpg" | "jpeg" | "webp" => Some((IMAGE_PNG, "image/png")),

@@ -15,7 +15,15 @@ use super::files::file_url;
 use super::http::{base_url, digits, json_object, json_response, request_id, str_field};
 use super::state::{Family, NewTask, Phase, Sim, Task};
 
-const VIDEO_ACTIONS: &[&str] = &["text2video", "image2video", "multi-image2video"];
+const VIDEO_ACTIONS: &[&str] = &[
+    "text2video",
+    "image2video",
+    "multi-image2video",
+    "video-extend",
+    "lip-sync",
+    "effects",
+    "multi-elements",
+];
 
 fn envelope(data: Value) -> Response {
     json_response(
@@ -88,6 +96,15 @@ pub(crate) async fn submit_video(
                 return Err(invalid("image_list must hold 2 to 4 images"));
             }
         }
+        "video-extend" if str_field(&body, "video_id").is_empty() => {
+            return Err(invalid("video_id is required"))
+        }
+        "lip-sync" if body.get("input").and_then(Value::as_object).is_none() => {
+            return Err(invalid("input is required"))
+        }
+        "effects" if str_field(&body, "effect_scene").is_empty() => {
+            return Err(invalid("effect_scene is required"))
+        }
         _ => {}
     }
     let params = json!({"action": "videos", "action2": action2, "mode": mode, "duration": duration,
@@ -95,18 +112,59 @@ pub(crate) async fn submit_video(
     Ok(submitted(&sim, format!("/kling/v1/videos/{action2}"), &body, params))
 }
 
-/// `POST /kling/v1/images/generations` (`prompt` required, `n` images, default 1).
-pub(crate) async fn submit_image(State(sim): State<Arc<Sim>>, bytes: Bytes) -> Result<Response, Response> {
+/// `POST /kling/v1/images/{generations|multi-image2image|kolors-virtual-try-on}` (`n` images, default 1).
+pub(crate) async fn submit_image(
+    State(sim): State<Arc<Sim>>,
+    Path(action2): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, Response> {
     let body = json_object(&bytes).map_err(|e| invalid(&e))?;
-    if str_field(&body, "prompt").is_empty() {
-        return Err(invalid("prompt is required"));
+    match action2.as_str() {
+        "generations" if str_field(&body, "prompt").is_empty() => return Err(invalid("prompt is required")),
+        "multi-image2image" if body.get("subject_image_list").and_then(Value::as_array).is_none() => {
+            return Err(invalid("subject_image_list is required"))
+        }
+        "kolors-virtual-try-on"
+            if str_field(&body, "human_image").is_empty() || str_field(&body, "cloth_image").is_empty() =>
+        {
+            return Err(invalid("human_image and cloth_image are required"))
+        }
+        "generations" | "multi-image2image" | "kolors-virtual-try-on" => {}
+        other => {
+            return Err(error(StatusCode::NOT_FOUND, 1203, &format!("unsupported image action {other}")))
+        }
     }
     let n = body.get("n").and_then(Value::as_u64).unwrap_or(1);
     if !(1..=9).contains(&n) {
         return Err(invalid("n must be between 1 and 9"));
     }
-    let params = json!({"action": "images", "action2": "generations", "n": n});
-    Ok(submitted(&sim, "/kling/v1/images/generations".to_owned(), &body, params))
+    let params = json!({"action": "images", "action2": action2, "n": n});
+    Ok(submitted(&sim, format!("/kling/v1/images/{action2}"), &body, params))
+}
+
+/// `POST /kling/v1/audio/{text-to-audio|video-to-audio}` [I shapes, Kling's official ones].
+pub(crate) async fn submit_audio(
+    State(sim): State<Arc<Sim>>,
+    Path(action2): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, Response> {
+    let body = json_object(&bytes).map_err(|e| invalid(&e))?;
+    match action2.as_str() {
+        "text-to-audio" if str_field(&body, "prompt").is_empty() => {
+            return Err(invalid("prompt is required"))
+        }
+        "video-to-audio"
+            if str_field(&body, "video_id").is_empty() && str_field(&body, "video_url").is_empty() =>
+        {
+            return Err(invalid("video_id or video_url is required"))
+        }
+        "text-to-audio" | "video-to-audio" => {}
+        other => {
+            return Err(error(StatusCode::NOT_FOUND, 1203, &format!("unsupported audio action {other}")))
+        }
+    }
+    let params = json!({"action": "audio", "action2": action2, "duration": "5"});
+    Ok(submitted(&sim, format!("/kling/v1/audio/{action2}"), &body, params))
 }
 
 fn render(task: &Task, base: &str) -> Value {
@@ -125,6 +183,16 @@ fn render(task: &Task, base: &str) -> Value {
                 .map(|i| json!({"index": i, "url": file_url(base, &task.id, &format!("image-{i}.png"))}))
                 .collect();
             json!({"images": images})
+        }
+        Phase::Succeeded if p["action"] == "audio" => {
+            let audios = json!([{"id": format!("{}-audio", task.id), "url_mp3": file_url(base, &task.id, "audio.mp3"),
+                                 "duration_mp3": "5"}]);
+            if p["action2"] == "video-to-audio" {
+                json!({"audios": audios, "videos": [{"id": format!("{}-video", task.id),
+                       "url": file_url(base, &task.id, "video.mp4"), "duration": "5"}]})
+            } else {
+                json!({"audios": audios})
+            }
         }
         Phase::Succeeded => json!({"videos": [{"id": format!("{}-video", task.id),
                                                "url": file_url(base, &task.id, "video.mp4"),

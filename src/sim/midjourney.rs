@@ -237,6 +237,26 @@ pub(crate) async fn describe(State(sim): State<Arc<Sim>>, bytes: Bytes) -> Resul
     Ok(submit_answer(1, "提交成功", json!(id)))
 }
 
+/// `POST /mj/submit/video` [I] (`image` data URI or URL, `prompt`, `motion` low|high): the
+/// finished task has `videoUrl`.
+pub(crate) async fn video(State(sim): State<Arc<Sim>>, bytes: Bytes) -> Result<Response, Response> {
+    let body = body(&bytes)?;
+    if str_field(&body, "image").is_empty() && str_field(&body, "prompt").is_empty() {
+        return Err(param_error("image or prompt is required"));
+    }
+    if !matches!(str_field(&body, "motion"), "" | "low" | "high") {
+        return Err(param_error("motion must be low or high"));
+    }
+    let route = "/mj/submit/video";
+    let prompt = str_field(&body, "prompt");
+    let id = submit(
+        &sim,
+        &body,
+        Submit { route, action: "VIDEO", prompt, buttons: "none", extra: json!({}), waiting: false },
+    );
+    Ok(submit_answer(1, "提交成功", json!(id)))
+}
+
 fn render(task: &Task, base: &str) -> Value {
     let phase = task.phase();
     let p = &task.params;
@@ -265,7 +285,8 @@ fn render(task: &Task, base: &str) -> Value {
         "promptEn": prompt_en, "description": "提交成功", "state": p["state"],
         "submitTime": task.submitted_ms, "startTime": task.start_ms(), "finishTime": task.finish_ms(),
         "imageUrl": if done { format!("{base}/mj/image/{}", task.id) } else { String::new() },
-        "videoUrl": "", "status": status, "progress": format!("{}%", phase.progress()),
+        "videoUrl": if done && p["action"] == "VIDEO" { super::files::file_url(base, &task.id, "video.mp4") } else { String::new() },
+        "status": status, "progress": format!("{}%", phase.progress()),
         "failReason": if phase == Phase::Failed { task.failure.clone().unwrap_or_default() } else { String::new() },
         "buttons": if done { buttons(buttons_kind(p), hash) } else { Vec::new() },
         "maskBase64": "", "properties": {"finalPrompt": p["prompt"], "finalZhPrompt": ""},

@@ -8,6 +8,7 @@
 
 mod chat;
 mod comet_task;
+mod declared;
 mod http;
 mod kling;
 mod media;
@@ -58,7 +59,8 @@ pub fn register(registry: &mut Registry) {
         (comet_task::spec(), comet_task::run),
         (http::spec(), http::run),
     ];
-    for (spec, run) in kinds {
+    let declared = declared::specs().into_iter().map(|s| (s, declared::run as RunFn));
+    for (spec, run) in kinds.into_iter().chain(declared) {
         registry.add(Arc::new(Provider { spec, run }));
     }
 }

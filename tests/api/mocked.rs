@@ -273,3 +273,46 @@ steps:
         json!({"promptImage": "https://x/y.png", "model": "gen3a_turbo"})
     );
 }
+
+#[test]
+fn runway_sends_its_version_header_and_a_local_frame_as_a_data_uri() {
+    async fn submit(State(seen): State<Arc<Seen>>, headers: HeaderMap, body: Bytes) -> Response {
+        let version = headers.get("x-runway-version").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        seen.record(&format!("/runwayml/v1/image_to_video version={version}"), &headers, &body);
+        axum::Json(json!({"id": "R1"})).into_response()
+    }
+    async fn task(State(seen): State<Arc<Seen>>, headers: HeaderMap) -> Response {
+        let version = headers.get("x-runway-version").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        seen.record(&format!("/runwayml/v1/tasks/R1 version={version}"), &headers, b"");
+        let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or_default().to_owned();
+        axum::Json(json!({"id": "R1", "status": "SUCCEEDED", "output": [format!("http://{host}/cdn/r.mp4")]}))
+            .into_response()
+    }
+    async fn cdn() -> Response {
+        ([("content-type", "video/mp4")], CLIP).into_response()
+    }
+    let rt = runtime();
+    let seen = Arc::new(Seen::default());
+    let router = Router::new()
+        .route("/runwayml/v1/image_to_video", post(submit))
+        .route("/runwayml/v1/tasks/R1", get(task))
+        .route("/cdn/r.mp4", get(cdn))
+        .with_state(seen.clone());
+    let base = serve(&rt, router);
+    let yaml = "name: r\nsteps:\n  clip:\n    uses: runway.image2video\n    poll: { interval: 20ms, max_interval: 40ms }\n    with: { image: frame.png, prompt: a boat, duration: 5, callback_url: \"https://me/hook\" }\n";
+    let case = Case::new(yaml).env("COMETAPI_BASE_URL", &base).env("COMETAPI_KEY", KEY);
+    std::fs::write(case.path().join("frame.png"), b"\x89PNG\r\n\x1a\nxy").unwrap();
+    let run = case.run(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let requests = seen.requests.lock().unwrap().clone();
+    assert_eq!(requests[0].0, "/runwayml/v1/image_to_video version=2024-11-06");
+    assert_eq!(
+        requests[0].2,
+        json!({"promptImage": "data:image/png;base64,iVBORw0KGgp4eQ==", "promptText": "a boat", "duration": 5,
+               "callback_url": "https://me/hook", "model": "gen3a_turbo"})
+    );
+    assert!(requests[1].0.ends_with("version=2024-11-06"));
+    let out = outputs(&run.json(), "clip").clone();
+    assert_eq!(std::fs::read(out["video"].as_str().unwrap()).unwrap(), CLIP);
+    assert_eq!(out["task_id"], "R1");
+}

@@ -15,7 +15,12 @@ pub(super) fn spec() -> KindSpec {
         "Asks a chat model (POST /v1/chat/completions).",
         vec![
             field("model", &[S], "the model id, e.g. gpt-4o-mini").required(),
-            field("messages", &[L], "a list of {role, content}").required(),
+            field(
+                "messages",
+                &[L],
+                "a list of {role, content}; content parts {type: image_url, image_url: {url}} may name local image files",
+            )
+            .required(),
             field("temperature", &[N], "sampling temperature, 0 to 2"),
             field("max_tokens", &[I], "the longest reply, in tokens"),
             field("response_format", &[O], "e.g. {type: json_object}"),
@@ -37,6 +42,11 @@ pub(super) fn run<'a>(
 ) -> BoxFuture<'a, Result<Json, StepError>> {
     Box::pin(async move {
         let mut body = object(spec, with)?;
+        if let Some(Json::Array(messages)) = body.get_mut("messages") {
+            for message in messages {
+                inline_images(ctx, message)?;
+            }
+        }
         // Streaming would need an SSE reader; one JSON answer is what the outputs need.
         body.insert("stream".into(), json!(false));
         let api = api()?;
@@ -53,6 +63,35 @@ pub(super) fn run<'a>(
             "raw": raw,
         }))
     })
+}
+
+/// Vision: an `image_url` part naming a local file becomes a data URL (URLs stay as they
+/// are); `{type: image, image: path}` is accepted as a shorthand for the same part.
+fn inline_images(ctx: &StepCtx, message: &mut Json) -> Result<(), StepError> {
+    let Some(parts) = message.get_mut("content").and_then(Json::as_array_mut) else { return Ok(()) };
+    for part in parts {
+        let local = match (&part["type"], &part["image_url"], &part["image"]) {
+            (t, Json::String(u), _) if t == "image_url" => u.clone(),
+            (t, Json::Object(o), _) if t == "image_url" => {
+                o.get("url").and_then(Json::as_str).unwrap_or("").to_owned()
+            }
+            (t, _, Json::String(p)) if t == "image" => p.clone(),
+            _ => continue,
+        };
+        let url =
+            if local.starts_with("http://") || local.starts_with("https://") || local.starts_with("data:") {
+                local
+            } else {
+                super::declared::encode(ctx, "image_url", &local, true)?
+            };
+        let detail = part["image_url"].get("detail").cloned();
+        let mut image_url = json!({ "url": url });
+        if let Some(d) = detail {
+            image_url["detail"] = d;
+        }
+        *part = json!({ "type": "image_url", "image_url": image_url });
+    }
+    Ok(())
 }
 
 /// `choices[0].message.content`, a string or a list of text parts.

@@ -73,7 +73,7 @@ pub(super) fn run<'a>(
             family: "comet".into(),
             submit: route(spec, &with, "submit", "POST")?,
             id: with.get("id").and_then(scalar).unwrap_or_else(|| "id".into()),
-            fetch: route(spec, &with, "fetch", "GET")?,
+            fetch: Some(route(spec, &with, "fetch", "GET")?),
             status: with.get("status").and_then(scalar).unwrap_or_else(|| "status".into()),
             success: text_list(with.get("success")),
             failure: text_list(with.get("failure")),
@@ -81,6 +81,9 @@ pub(super) fn run<'a>(
             error: with.get("error").and_then(scalar),
             envelope: None,
             pending_errors: vec!["task_not_exist".into()],
+            headers: Default::default(),
+            multipart: false,
+            then: None,
         };
         let body = with["submit"].get("body").cloned().unwrap_or_else(|| json!({}));
         let done = task::run(ctx, &task_spec, &body).await?;

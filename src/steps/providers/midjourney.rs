@@ -38,7 +38,12 @@ pub(super) fn action_spec() -> KindSpec {
         "Presses a button of a finished Midjourney task (U1-U4 upscale, V1-V4 vary, ...).",
         vec![
             field("task_id", &[S], "the parent task, e.g. steps.grid.outputs.task_id").required(),
-            field("action", &[S], "a button label such as U1 or V2, or its customId").required(),
+            field(
+                "action",
+                &[S],
+                "a button label (U1-U4 upscale, V1-V4 vary, Zoom Out 2x), its emoji, its customId, or reroll / pan_left / pan_right / pan_up / pan_down",
+            )
+            .required(),
         ],
         OUTPUTS,
     )
@@ -100,7 +105,17 @@ fn choose(buttons: &Json, wanted: &str) -> Option<String> {
             .and_then(|b| b["customId"].as_str())
             .map(str::to_owned)
     };
-    by("customId").or_else(|| by("label")).or_else(|| by("emoji"))
+    // Buttons without a label (reroll, pan) by what their customId says: `reroll`, `pan_left`.
+    let by_part = || {
+        let part = wanted.to_ascii_lowercase();
+        list.iter()
+            .find(|b| {
+                b["customId"].as_str().is_some_and(|c| c.to_ascii_lowercase().contains(&format!("::{part}")))
+            })
+            .and_then(|b| b["customId"].as_str())
+            .map(str::to_owned)
+    };
+    by("customId").or_else(|| by("label")).or_else(|| by("emoji")).or_else(by_part)
 }
 
 async fn finish(
@@ -133,5 +148,7 @@ mod tests {
         assert_eq!(choose(&b, "MJ::r").as_deref(), Some("MJ::r"));
         assert_eq!(choose(&b, "🔄").as_deref(), Some("MJ::r"));
         assert_eq!(choose(&b, "V9"), None);
+        let pan = json!([{"customId": "MJ::JOB::pan_left::1::h::SOLO", "label": "", "emoji": "⬅️"}]);
+        assert_eq!(choose(&pan, "pan_left").as_deref(), Some("MJ::JOB::pan_left::1::h::SOLO"));
     }
 }

@@ -1,0 +1,154 @@
+//! Kinds declared wholly in `catalog.yaml`: their `with` fields, body mapping and outputs
+//! are data, and one run function serves them all: build the request (`body`), run it
+//! through the task driver (synchronous when the entry has no `fetch`), then read the
+//! declared outputs, downloading file outputs (URLs, data URIs or bare base64) into the
+//! step folder.
+//!
+//! It owns the mapping from an entry to a `KindSpec` and to outputs; it must not know any
+//! family by name.
+
+mod body;
+
+use base64::Engine as _;
+use futures::future::BoxFuture;
+use serde_json::{json, Map, Value as Json};
+
+use super::{field, object, paid};
+use crate::api::catalog::{self, Entry, OutputDecl};
+use crate::api::{download, task};
+use crate::steps::{FieldType, KindSpec, StepCtx, StepError};
+
+pub(crate) use body::{encode, mime};
+
+/// A spec for every catalog entry that declares outputs.
+pub(super) fn specs() -> Vec<KindSpec> {
+    catalog::entries().filter(|(_, e)| !e.outputs.is_empty()).map(|(name, e)| spec(name, e)).collect()
+}
+
+fn spec(name: &str, entry: &Entry) -> KindSpec {
+    let fields = entry
+        .fields
+        .iter()
+        .map(|d| {
+            let types: Vec<FieldType> = d.types.names().into_iter().filter_map(field_type).collect();
+            let mut f = field(&d.name, &types, &d.desc).values(&d.values);
+            f.required = d.required;
+            f
+        })
+        .collect();
+    let mut outputs: Vec<(String, String)> = Vec::new();
+    for o in &entry.outputs {
+        outputs.push((o.name.clone(), o.desc.clone()));
+        if o.file.is_some() {
+            outputs.push((o.url_name(), format!("the URL of `{}`, when the API gave one", o.name)));
+        }
+    }
+    if entry.task.fetch.is_some() {
+        outputs.push(("task_id".into(), "the provider's task id".into()));
+    }
+    outputs.push(("raw".into(), "the last answer, whole".into()));
+    let outputs: Vec<(&str, &str)> = outputs.iter().map(|(n, d)| (n.as_str(), d.as_str())).collect();
+    paid(name, &entry.summary, fields, &outputs)
+}
+
+fn field_type(name: &str) -> Option<FieldType> {
+    Some(match name {
+        "string" => FieldType::String,
+        "integer" => FieldType::Integer,
+        "number" => FieldType::Number,
+        "boolean" => FieldType::Boolean,
+        "list" => FieldType::List,
+        "map" => FieldType::Object,
+        _ => return None,
+    })
+}
+
+pub(super) fn run<'a>(
+    ctx: &'a StepCtx,
+    spec: &'a KindSpec,
+    with: Json,
+) -> BoxFuture<'a, Result<Json, StepError>> {
+    Box::pin(async move {
+        let entry = catalog::entry(&spec.name).ok_or_else(|| {
+            StepError::fatal(format!("no catalog entry for `{}`; this is a cometflow bug", spec.name))
+        })?;
+        let with = object(spec, with)?;
+        let (path, payload) = body::build(ctx, &spec.name, entry, with)?;
+        let done = task::run_with(ctx, &entry.task, &path, &payload).await?;
+        let mut out = Map::new();
+        for decl in &entry.outputs {
+            output(ctx, &spec.name, decl, &done.result, &mut out).await?;
+        }
+        if entry.task.fetch.is_some() {
+            out.insert("task_id".into(), json!(done.task_id));
+        }
+        out.insert("raw".into(), done.result);
+        Ok(Json::Object(out))
+    })
+}
+
+async fn output(
+    ctx: &StepCtx,
+    kind: &str,
+    decl: &OutputDecl,
+    result: &Json,
+    out: &mut Map<String, Json>,
+) -> Result<(), StepError> {
+    let found = catalog::pick_all(result, &decl.path);
+    if found.is_empty() && !decl.optional {
+        return Err(StepError::fatal(format!(
+            "`{kind}` finished without `{}` (looked at `{}`); run the step again, and report it if it persists",
+            decl.name, decl.path
+        )));
+    }
+    let Some(stem) = &decl.file else {
+        let value = if decl.list {
+            Json::Array(found.into_iter().cloned().collect())
+        } else {
+            found.first().map_or(Json::Null, |v| (*v).clone())
+        };
+        out.insert(decl.name.clone(), value);
+        return Ok(());
+    };
+    let mut paths = Vec::new();
+    let mut urls = Vec::new();
+    let many = found.len() > 1 || decl.list;
+    for (i, value) in found.iter().enumerate() {
+        let Some(text) = value.as_str() else { continue };
+        let stem = if many { format!("{stem}-{}", i + 1) } else { stem.clone() };
+        let path = save(ctx, kind, &stem, text).await?;
+        paths.push(json!(path));
+        urls.push(if text.starts_with("http") { json!(text) } else { Json::Null });
+    }
+    let (paths, urls) = if decl.list {
+        (Json::Array(paths), Json::Array(urls))
+    } else {
+        (paths.into_iter().next().unwrap_or(Json::Null), urls.into_iter().next().unwrap_or(Json::Null))
+    };
+    out.insert(decl.name.clone(), paths);
+    out.insert(decl.url_name(), urls);
+    Ok(())
+}
+
+/// A URL downloaded, a data URI or bare base64 decoded; the local path.
+async fn save(ctx: &StepCtx, kind: &str, stem: &str, text: &str) -> Result<String, StepError> {
+    let dir = ctx.dir()?;
+    if text.starts_with("http://") || text.starts_with("https://") {
+        return Ok(download::fetch(dir, text, stem).await?.display().to_string());
+    }
+    let data = text.split_once(";base64,").map_or(text, |(_, d)| d);
+    let bytes = base64::engine::general_purpose::STANDARD.decode(data.trim()).map_err(|e| {
+        StepError::fatal(format!(
+            "`{kind}` gave `{stem}` as neither a URL nor base64 ({e}); run the step again"
+        ))
+    })?;
+    let ext = match mime("", &bytes) {
+        "image/jpeg" => "jpg",
+        "image/webp" => "webp",
+        "image/gif" => "gif",
+        _ if bytes.starts_with(b"ID3") => "mp3",
+        _ => "png",
+    };
+    let path = super::media::write_file(dir, &format!("{stem}.{ext}"), &bytes)?;
+    Ok(path.display().to_string())
+}
