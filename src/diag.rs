@@ -172,7 +172,7 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
         None => {
             let all: Vec<String> = candidates.into_iter().map(|c| format!("`{c}`")).collect();
             if all.is_empty() {
-                "there is nothing of that name here".into()
+                "nothing by that name is declared".into()
             } else {
                 format!("valid names are {}", all.join(", "))
             }

@@ -205,7 +205,9 @@ pub fn check(
         env,
         outputs,
     };
-    if c.diags.is_empty() {
+    // References need every step; with all of them built, check them even when other
+    // problems were found, so one pass reports everything.
+    if pipeline.steps.len() == pipeline.index.len() {
         refs::resolve(&mut c, &mut pipeline);
     }
     if c.diags.is_empty() {
@@ -394,13 +396,10 @@ fn check_step(
         };
     }
     let with_at = if raw.run.is_some() && raw.with.is_none() { at.clone() } else { sub("with") };
-    let problems_before = c.diags.len();
+    // Field problems are reported but keep the step, so its references are checked too.
     fields::check(c, kind.spec(), &with, &with_at, raw.run.is_some());
     for p in kind.check(&with) {
         push_problem(c, &with_at, p, raw.run.is_some());
-    }
-    if c.diags.len() > problems_before {
-        return None;
     }
     let with = match kind.prepare(with) {
         Ok(w) => w,

@@ -205,3 +205,26 @@ mod first_errors {
         assert!(out.contains("without `-`"), "{out}");
     }
 }
+
+#[test]
+fn field_and_reference_problems_are_reported_in_one_pass() {
+    let out = validate(
+        r#"name: one-pass
+steps:
+  lyrics:
+    uses: chat
+    with: { model: gpt-4o-mini, messages: [{ role: user, content: "hi" }] }
+  clip:
+    uses: kling.text2video
+    with:
+      prompt: "{{ steps.lyric.outputs.text }}"
+      mode: turbo
+      duration: 7
+"#,
+    );
+    assert!(out.stderr.contains("pipeline.yaml:10:13: `turbo` is not a valid `mode`"), "{}", out.stderr);
+    assert!(out.stderr.contains("allowed: `std`, `pro`"), "{}", out.stderr);
+    assert!(out.stderr.contains("allowed: `5`, `10`\n"), "{}", out.stderr);
+    assert!(out.stderr.contains("unknown step `lyric`"), "{}", out.stderr);
+    assert!(out.stderr.contains("3 problems found; nothing was run"), "{}", out.stderr);
+}

@@ -66,7 +66,13 @@ pub(super) fn check(c: &mut Checker, spec: &KindSpec, with: &Tmpl, at: &KeyPath,
             continue;
         }
         if !field.values.is_empty() && !field.values.iter().any(|v| loosely_equal(v, &value)) {
-            let allowed: Vec<String> = field.values.iter().map(|v| format!("`{}`", plain(v))).collect();
+            let mut allowed: Vec<String> = Vec::new();
+            for v in &field.values {
+                let text = format!("`{}`", plain(v));
+                if !allowed.contains(&text) {
+                    allowed.push(text);
+                }
+            }
             let text = plain(&value);
             let suggestion = crate::diag::suggest(&text, field.values.iter().filter_map(Json::as_str));
             let help = match suggestion {
