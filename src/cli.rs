@@ -173,3 +173,18 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Completions(args) => completions::completions(args),
     }
 }
+
+/// Starts the simulator in this process and points the API client at it. Tasks take 1 s
+/// unless `COMETFLOW_SIM` says otherwise, so demos are quick.
+pub(crate) async fn start_simulator() -> Result<crate::sim::SimHandle, String> {
+    let spec = std::env::var("COMETFLOW_SIM").unwrap_or_default();
+    let config: crate::sim::SimConfig =
+        format!("task_time=1s,{spec}").parse().map_err(|e| format!("error: `COMETFLOW_SIM`: {e}"))?;
+    let key = config.key.clone().unwrap_or_else(|| "sk-simulated".to_owned());
+    let handle = crate::sim::start(config).await.map_err(|e| {
+        format!("error: cannot start the simulator on 127.0.0.1: {e}; check that local ports can be opened")
+    })?;
+    tracing::debug!(base = %handle.base_url, "simulator started");
+    crate::api::simulate(&handle.base_url, &key);
+    Ok(handle)
+}

@@ -100,3 +100,35 @@ fn a_change_during_a_run_cancels_it_and_starts_a_new_one() {
     w.signal(libc::SIGINT);
     assert_eq!(w.wait(FINISH).0, 130);
 }
+
+/// With `--simulate`, an edit to the last step re-runs it alone: the provider steps
+/// before it answer from the cache, so they are not paid for again.
+#[test]
+fn only_changed_steps_call_the_api_again() {
+    let yaml = r#"name: cached
+steps:
+  song:
+    uses: suno.music
+    poll: { interval: 100ms, max_interval: 200ms }
+    with: { prompt: "la la", tags: pop }
+  tell:
+    run: echo "song at {{ steps.song.outputs.audio | basename }}"
+"#;
+    let t = Test::new().pipeline(yaml).env("COMETFLOW_SIM", "task_time=300ms").args(&[
+        "watch",
+        "pipeline.yaml",
+        "--simulate",
+    ]);
+    let mut w = Running::start(&t);
+    w.expect_line("watching `pipeline.yaml` for changes", FIRST_RUN);
+    std::fs::write(t.path().join("pipeline.yaml"), yaml.replace("song at", "the song is at")).unwrap();
+    w.expect_line("cometflow: running `cached`", RERUN);
+    // The summary row of the unchanged provider step says it came from the cache.
+    let row = w.expect_line("(cached)", FINISH);
+    assert!(row.contains("suno.music"), "{row}");
+    w.expect_line("watching `pipeline.yaml` for changes", FINISH);
+    w.signal(libc::SIGINT);
+    let (code, seen) = w.wait(FINISH);
+    assert_eq!(code, 0);
+    assert!(seen.iter().any(|l| l.contains("the song is at audio.mp3")), "{}", seen.join("\n"));
+}

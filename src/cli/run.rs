@@ -150,7 +150,7 @@ async fn execute(
 ) -> i32 {
     // Kept alive for the whole run; dropping it stops the simulator.
     let _simulator = if args.simulate {
-        match start_simulator().await {
+        match super::start_simulator().await {
             Ok(handle) => Some(handle),
             Err(message) => {
                 eprintln!("{message}");
@@ -190,21 +190,6 @@ async fn execute(
         RunStatus::Failed => exit::FAILED,
         RunStatus::Interrupted => exit::INTERRUPTED,
     }
-}
-
-/// Starts the simulator in this process and points the API client at it. Tasks take 1 s
-/// unless `COMETFLOW_SIM` says otherwise, so demos are quick.
-async fn start_simulator() -> Result<crate::sim::SimHandle, String> {
-    let spec = std::env::var("COMETFLOW_SIM").unwrap_or_default();
-    let config: crate::sim::SimConfig =
-        format!("task_time=1s,{spec}").parse().map_err(|e| format!("error: `COMETFLOW_SIM`: {e}"))?;
-    let key = config.key.clone().unwrap_or_else(|| "sk-simulated".to_owned());
-    let handle = crate::sim::start(config).await.map_err(|e| {
-        format!("error: cannot start the simulator on 127.0.0.1: {e}; check that local ports can be opened")
-    })?;
-    tracing::debug!(base = %handle.base_url, "simulator started");
-    crate::api::simulate(&handle.base_url, &key);
-    Ok(handle)
 }
 
 /// First Ctrl-C: cancel in-flight steps cleanly. Second: leave at once.

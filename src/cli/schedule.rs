@@ -45,6 +45,9 @@ pub struct ScheduleArgs {
     /// Steps in flight at once in each run (overrides the pipelines' `concurrency`)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: Option<u32>,
+    /// Run against the built-in CometAPI simulator (no key, no network)
+    #[arg(long)]
+    pub simulate: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,12 +82,22 @@ pub fn schedule(args: ScheduleArgs, output: &OutputArgs) -> i32 {
     };
     let Some(runtime) = super::runtime() else { return exit::FAILED };
     // Signal streams need the runtime; they are created inside it, before the daemon starts.
-    match runtime.block_on(async { crate::schedule::daemon::run(opts, signals()).await }) {
+    let simulate = args.simulate;
+    let outcome = runtime.block_on(async {
+        let stop = signals();
+        // Kept alive while the daemon runs; dropping it stops the simulator.
+        let _simulator = match simulate {
+            true => Some(super::start_simulator().await.map_err(|e| (exit::FAILED, e))?),
+            false => None,
+        };
+        crate::schedule::daemon::run(opts, stop).await.map_err(|e| (exit::INVALID, format!("error: {e}")))
+    });
+    match outcome {
         Ok(Stop::Terminate) => exit::OK,
         Ok(Stop::Interrupt) => exit::INTERRUPTED,
-        Err(e) => {
-            eprintln!("error: {e}");
-            exit::INVALID
+        Err((code, message)) => {
+            eprintln!("{message}");
+            code
         }
     }
 }

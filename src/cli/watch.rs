@@ -31,6 +31,9 @@ pub struct WatchArgs {
     /// Steps in flight at once (overrides the pipeline's `concurrency`)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: Option<u32>,
+    /// Run against the built-in CometAPI simulator (no key, no network)
+    #[arg(long)]
+    pub simulate: bool,
 }
 
 pub fn watch(args: WatchArgs, output: &OutputArgs) -> i32 {
@@ -41,11 +44,20 @@ pub fn watch(args: WatchArgs, output: &OutputArgs) -> i32 {
         verbosity: super::verbosity(output),
     };
     let Some(runtime) = super::runtime() else { return exit::FAILED };
-    match runtime.block_on(async { crate::watch::run(opts, interrupted()).await }) {
+    let simulate = args.simulate;
+    let outcome = runtime.block_on(async {
+        // Kept alive while watching; dropping it stops the simulator.
+        let _simulator = match simulate {
+            true => Some(super::start_simulator().await?),
+            false => None,
+        };
+        crate::watch::run(opts, interrupted()).await.map_err(|e| format!("error: {e}"))
+    });
+    match outcome {
         Ok(Outcome::Stopped) => exit::OK,
         Ok(Outcome::Interrupted) => exit::INTERRUPTED,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("{e}");
             exit::FAILED
         }
     }
