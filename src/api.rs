@@ -25,7 +25,7 @@ use crate::steps::StepError;
 use config::{Endpoint, Secret};
 use retry::{Backoff, Call, Verdict};
 
-pub use config::simulate;
+pub use config::{backend, simulate};
 
 /// The shared client and where it points.
 pub(crate) struct Api {

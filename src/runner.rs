@@ -76,6 +76,7 @@ pub async fn launch(l: Launch) -> Result<RunRecord, String> {
             db: db.clone(),
             run_id: run_id.clone(),
             read: !l.fresh,
+            backend: crate::api::backend(),
         })),
         resumed: prior.is_some(),
         prior: prior.unwrap_or_default(),

@@ -82,3 +82,20 @@ fn a_changed_input_file_reruns_only_its_step() {
     assert_eq!(again["steps"]["song"]["cached"], true);
     assert_eq!(again["steps"]["clip"]["cached"], false);
 }
+
+/// The simulator's answers are never reused for the real API: a run without `--simulate`
+/// after a simulated one calls the API (here: fails asking for a key) instead of
+/// answering from the simulated cache.
+#[test]
+fn simulated_results_never_stand_in_for_real_ones() {
+    let t = crate::harness::Test::new().pipeline(
+        "name: sim-only\nsteps:\n  song:\n    uses: suno.music\n    poll: { interval: 100ms }\n    with: { prompt: la, tags: pop }\n",
+    );
+    let first = t.then(&["run", "pipeline.yaml", "--simulate", "--json"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let again = t.then(&["run", "pipeline.yaml", "--simulate", "--json"]);
+    assert_eq!(again.json()["steps"]["song"]["cached"], true, "simulated runs share their cache");
+    let real = t.then(&["run", "pipeline.yaml", "--json"]);
+    assert_eq!(real.code, 1, "{}", real.stderr);
+    assert!(real.stderr.contains("COMETAPI_KEY"), "{}", real.stderr);
+}

@@ -42,6 +42,15 @@ pub fn simulate(base: &str, key: &str) {
     let _ = OVERRIDE.set(Endpoint { base: normalize_base(base), key: Some(Secret(key.to_owned())) });
 }
 
+/// Which backend answers this process's calls, for keying cached results: the
+/// in-process simulator's answers must never stand in for the real API's.
+pub fn backend() -> String {
+    match OVERRIDE.get() {
+        Some(_) => "simulator".to_owned(),
+        None => endpoint().base,
+    }
+}
+
 /// The endpoint for this process: the override, or the environment.
 pub(crate) fn endpoint() -> Endpoint {
     if let Some(e) = OVERRIDE.get() {

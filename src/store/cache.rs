@@ -27,6 +27,8 @@ pub struct StoreCache {
     pub(crate) run_id: String,
     /// `false` with `--fresh`: results are stored but never reused.
     pub(crate) read: bool,
+    /// The API base URL, or `simulator`: results are reused only from the same backend.
+    pub(crate) backend: String,
 }
 
 impl StoreCache {
@@ -56,7 +58,7 @@ impl StoreCache {
 
 impl Cache for StoreCache {
     fn key(&self, kind: &str, with: &Json, base: &Path) -> Option<String> {
-        let canonical = serde_json::json!({ "v": 1, "kind": kind, "with": self.canonical(with, base) });
+        let canonical = serde_json::json!({ "v": 1, "backend": self.backend, "kind": kind, "with": self.canonical(with, base) });
         Some(sha256(canonical.to_string().as_bytes()))
     }
 
