@@ -25,6 +25,7 @@ mod openai;
 mod state;
 mod stats;
 mod suno;
+mod suno_act;
 mod text;
 mod vendors;
 mod videos;
@@ -78,6 +79,11 @@ fn router(sim: Arc<Sim>) -> Router {
         .route("/suno/fetch/{id}", get(suno::fetch))
         .route("/suno/fetch", post(suno::fetch_batch))
         .route("/suno/act/timing/{clip_id}", get(suno::timing))
+        .route("/suno/act/wav/{clip_id}", get(suno_act::wav))
+        .route("/suno/act/mp4/{clip_id}", get(suno_act::mp4))
+        .route("/suno/uploads/audio", post(suno_act::upload))
+        .route("/suno/submit/concat", post(suno_act::concat))
+        .route("/suno/persona/create", post(suno_act::persona))
         // Kling
         .route("/kling/v1/videos/{action2}", post(kling::submit_video))
         .route("/kling/v1/images/{action2}", post(kling::submit_image))

@@ -31,6 +31,8 @@ fn asset_for(name: &str) -> Option<(&'static [u8], &'static str)> {
         // Any 3D model is the one png too: the download path, not the bytes, is under test.
         "glb" => Some((IMAGE_PNG, "model/gltf-binary")),
         "mp3" => Some((SONG_MP3, "audio/mpeg")),
+        // A WAV is the mp3 too, under WAV's type: the route and the download are under test.
+        "wav" => Some((SONG_MP3, "audio/wav")),
         // Every picture is the one png; a .jpeg name still gets honest png bytes.
         "png" | "jpg" | "jpeg" | "webp" => Some((IMAGE_PNG, "image/png")),
         _ => None,
