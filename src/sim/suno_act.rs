@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 use super::files::file_url;
 use super::http::{base_url, str_field, uuid};
 use super::state::{Family, NewTask, Sim};
-use super::suno::{body, error, success};
+use super::suno::{body, error, render, success, suno_task};
 
 fn bad(message: &str) -> Response {
     error(StatusCode::BAD_REQUEST, "invalid_request", message)
@@ -68,7 +68,7 @@ pub(crate) async fn upload(State(sim): State<Arc<Sim>>, bytes: Bytes) -> Result<
 
 fn clip_task(sim: &Sim, route: &str, title: &str, clips: &[String]) -> String {
     let params = json!({"action": "MUSIC", "mv": "chirp-auk", "title": title, "tags": "", "prompt": "",
-                        "gpt_description_prompt": "", "notify_hook": "", "clips": clips});
+                        "gpt_description_prompt": "", "notify_hook": "", "clips": clips, "route": route});
     sim.submit(NewTask { id: uuid(), family: Family::Suno, route, prompt: title, params, waiting: false })
 }
 
@@ -124,4 +124,30 @@ pub(crate) async fn mp4(State(sim): State<Arc<Sim>>, Path(clip): Path<String>) -
         return no_clip(&clip);
     }
     success(json!(clip_task(&sim, "/suno/act/mp4", "Music video", &[clip])))
+}
+
+/// `POST /udio/submit/music` `{prompt, …}`: a task on Suno's conventions [I], two songs.
+pub(crate) async fn udio_submit(State(sim): State<Arc<Sim>>, bytes: Bytes) -> Result<Response, Response> {
+    let body = body(&bytes)?;
+    let prompt = str_field(&body, "prompt");
+    if prompt.is_empty() {
+        return Err(bad("prompt is required"));
+    }
+    let songs = [uuid(), uuid()];
+    for song in &songs {
+        sim.register_file(song);
+    }
+    Ok(success(json!(clip_task(&sim, "/udio/submit/music", prompt, &songs))))
+}
+
+/// `GET /udio/fetch/{id}`: the task as Suno's fetch renders it.
+pub(crate) async fn udio_fetch(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    match suno_task(&sim, &id).filter(|t| t.params["route"] == "/udio/submit/music") {
+        Some(task) => success(render(&task, &base_url(&headers, &sim))),
+        None => error(StatusCode::NOT_FOUND, "task_not_exist", "task_not_exist"),
+    }
 }
