@@ -5,6 +5,7 @@ mod harness;
 mod paid;
 
 mod api;
+mod balance;
 
 mod browser;
 mod cache;

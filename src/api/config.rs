@@ -42,6 +42,11 @@ pub fn simulate(base: &str, key: &str) {
     let _ = OVERRIDE.set(Endpoint { base: normalize_base(base), key: Some(Secret(key.to_owned())) });
 }
 
+/// Whether `--simulate` pointed this process at the simulator.
+pub(crate) fn simulated() -> bool {
+    OVERRIDE.get().is_some()
+}
+
 /// The endpoint for this process: the override, or the environment.
 pub(crate) fn endpoint() -> Endpoint {
     if let Some(e) = OVERRIDE.get() {
