@@ -23,6 +23,7 @@ mod kling;
 mod media;
 mod midjourney;
 mod openai;
+mod requests;
 mod state;
 mod stats;
 mod suno;

@@ -21,6 +21,7 @@ mod run;
 mod runs;
 mod schedule;
 mod schema;
+mod shapes;
 mod shell;
 mod sim;
 mod watch;
