@@ -10,6 +10,7 @@ pub(crate) mod catalog;
 pub mod config;
 pub(crate) mod download;
 pub(crate) mod errors;
+pub(crate) mod quota;
 pub(crate) mod retry;
 pub(crate) mod task;
 

@@ -1,5 +1,6 @@
 //! The command line: clap types, one file per command, and the exit codes.
 
+mod balance;
 mod completions;
 mod graph;
 mod init;
@@ -22,7 +23,8 @@ use crate::diag::{render, Diagnostic};
 /// Exit statuses, decided here and nowhere else.
 pub mod exit {
     pub const OK: i32 = 0;
-    /// A step failed.
+    /// A step failed, a pipeline with `budget:` met an exhausted balance (nothing was
+    /// run), or `balance` could not read the balance.
     pub const FAILED: i32 = 1;
     /// The pipeline or the command line is invalid; nothing was run.
     pub const INVALID: i32 = 2;
@@ -53,6 +55,7 @@ Examples:
 Environment:
   COMETAPI_KEY          your CometAPI key (also read from .env)
   COMETAPI_BASE_URL     default https://api.cometapi.com
+  COMETAPI_QUOTA_URL    where `balance` and `budget:` read the balance (default https://query.cometapi.com/user/quota)
   COMETFLOW_SIM         simulator settings for --simulate, e.g. task_time=200ms,fail_tasks=true
   COMETFLOW_STATE_DIR   where runs are kept (default .cometflow)
   RUST_LOG              tracing filter, e.g. cometflow=debug";
@@ -109,6 +112,9 @@ pub enum Command {
     /// Write a starter pipeline and a `.env.example`
     #[command(after_help = "Templates: blank (default), song-to-video, image-to-video, podcast.")]
     Init(init::InitArgs),
+    /// Print the account balance, spending and per-key quota
+    #[command(after_help = balance::AFTER_HELP)]
+    Balance(balance::BalanceArgs),
     /// Print a shell completion script
     #[command(after_help = completions::AFTER_HELP)]
     Completions(completions::CompletionsArgs),
@@ -170,6 +176,7 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Kinds(args) => kinds::kinds(args),
         Command::Schema => schema::schema(),
         Command::Init(args) => init::init(args),
+        Command::Balance(args) => balance::balance(args),
         Command::Completions(args) => completions::completions(args),
     }
 }

@@ -18,13 +18,16 @@ mod control;
 mod faults;
 mod files;
 mod http;
+mod images;
 mod kling;
 mod media;
 mod midjourney;
 mod openai;
+mod requests;
 mod state;
 mod stats;
 mod suno;
+mod suno_act;
 mod text;
 mod vendors;
 mod videos;
@@ -72,12 +75,26 @@ fn router(sim: Arc<Sim>) -> Router {
         .route("/v1/video_generation", post(vendors::minimax_submit))
         .route("/v1/query/video_generation", get(vendors::minimax_query))
         .route("/v1/files/retrieve", get(vendors::minimax_file))
-        // Suno
+        // Recraft and Ideogram (unavailable on CometAPI; the vendors' shapes [I])
+        .route("/recraft/v1/images/generations", post(images::recraft_generate))
+        .route("/recraft/v1/images/{op}", post(images::recraft_file))
+        .route("/recraft/v1/styles", post(images::recraft_style))
+        .route("/ideogram/v1/ideogram-v3/{op}", post(images::ideogram_v3))
+        .route("/ideogram/v1/describe", post(images::ideogram_describe))
+        .route("/ideogram/v1/upscale", post(images::ideogram_upscale))
+        // Suno (and Udio, on Suno's conventions [I])
+        .route("/udio/submit/music", post(suno_act::udio_submit))
+        .route("/udio/fetch/{id}", get(suno_act::udio_fetch))
         .route("/suno/submit/music", post(suno::submit_music))
         .route("/suno/submit/lyrics", post(suno::submit_lyrics))
         .route("/suno/fetch/{id}", get(suno::fetch))
         .route("/suno/fetch", post(suno::fetch_batch))
         .route("/suno/act/timing/{clip_id}", get(suno::timing))
+        .route("/suno/act/wav/{clip_id}", get(suno_act::wav))
+        .route("/suno/act/mp4/{clip_id}", get(suno_act::mp4))
+        .route("/suno/uploads/audio", post(suno_act::upload))
+        .route("/suno/submit/concat", post(suno_act::concat))
+        .route("/suno/persona/create", post(suno_act::persona))
         // Kling
         .route("/kling/v1/videos/{action2}", post(kling::submit_video))
         .route("/kling/v1/images/{action2}", post(kling::submit_image))

@@ -5,6 +5,7 @@ mod harness;
 mod paid;
 
 mod api;
+mod balance;
 
 mod browser;
 mod cache;
@@ -20,6 +21,7 @@ mod run;
 mod runs;
 mod schedule;
 mod schema;
+mod shapes;
 mod shell;
 mod sim;
 mod watch;

@@ -51,6 +51,11 @@ pub fn backend() -> String {
     }
 }
 
+/// Whether `--simulate` pointed this process at the simulator.
+pub(crate) fn simulated() -> bool {
+    OVERRIDE.get().is_some()
+}
+
 /// The endpoint for this process: the override, or the environment.
 pub(crate) fn endpoint() -> Endpoint {
     if let Some(e) = OVERRIDE.get() {

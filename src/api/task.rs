@@ -50,9 +50,7 @@ pub(crate) async fn run_with(
     };
     let mut done = match &spec.fetch {
         // Synchronous, or the answer already holds the result's URL.
-        _ if task_id.starts_with("http://") || task_id.starts_with("https://") => {
-            Finished { task_id: String::new(), status: String::new(), result: answer }
-        }
+        _ if is_url(&task_id) => Finished { task_id: String::new(), status: String::new(), result: answer },
         None => Finished { task_id, status: String::new(), result: answer },
         Some(_) => poll(api, ctx, spec, &task_id).await?,
     };
@@ -68,6 +66,10 @@ pub(crate) async fn run_with(
         }
     }
     Ok(done)
+}
+
+fn is_url(text: &str) -> bool {
+    text.starts_with("http://") || text.starts_with("https://")
 }
 
 fn headers(spec: &TaskSpec) -> Vec<(String, String)> {
@@ -110,7 +112,10 @@ async fn submit(
             errors::snippet(answer.to_string().as_bytes())
         ))
     })?;
-    ctx.task_submitted(&spec.family, &id);
+    // A URL is the result itself (Suno's `wav`/`mp4` [I]): no task to resume.
+    if !is_url(&id) {
+        ctx.task_submitted(&spec.family, &id);
+    }
     Ok((id, answer))
 }
 

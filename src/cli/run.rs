@@ -160,6 +160,12 @@ async fn execute(
     } else {
         None
     };
+    if plan.pipeline.budget.is_some() {
+        if let Err(message) = check_balance().await {
+            eprintln!("{message}");
+            return exit::FAILED;
+        }
+    }
     let cancel = CancellationToken::new();
     let interrupt = tokio::spawn(watch_ctrl_c(cancel.clone()));
     let concurrency = args.concurrency.map(|c| c as usize);
@@ -189,6 +195,28 @@ async fn execute(
         RunStatus::Succeeded => exit::OK,
         RunStatus::Failed => exit::FAILED,
         RunStatus::Interrupted => exit::INTERRUPTED,
+    }
+}
+
+/// A pipeline with `budget:` first reads the balance (with a key, or the simulator): an
+/// exhausted account refuses the run before any paid call; a balance that cannot be read
+/// (offline, a 4xx) only warns, since the run may still succeed.
+async fn check_balance() -> Result<(), String> {
+    let endpoint = crate::api::config::endpoint();
+    if endpoint.key.is_none() {
+        return Ok(());
+    }
+    match crate::api::quota::fetch().await {
+        Ok(balance) if balance.exhausted() => Err(format!(
+            "error: the CometAPI balance is {} (exhausted), so nothing was run; \
+             top up at https://www.cometapi.com, then run again",
+            crate::api::quota::usd(balance.total_quota)
+        )),
+        Ok(_) => Ok(()),
+        Err(message) => {
+            eprintln!("warning: cannot read the balance before the run ({message}); running anyway");
+            Ok(())
+        }
     }
 }
 

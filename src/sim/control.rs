@@ -22,16 +22,18 @@ pub(crate) async fn reset(State(sim): State<Arc<Sim>>) -> Response {
     json_response(StatusCode::OK, json!({"reset": true}))
 }
 
-/// `GET /user/quota?key=…`: the balance shape of `query.cometapi.com` (key checked by the gate).
-pub(crate) async fn quota() -> Response {
+/// `GET /user/quota?key=…`: the balance shape of `query.cometapi.com` (key checked by the
+/// gate); an empty account under the `quota_exhausted` switch.
+pub(crate) async fn quota(State(sim): State<Arc<Sim>>) -> Response {
+    let (total, remain) = if sim.config.faults.quota_exhausted { (0.0, 0.0) } else { (100.0, -1.0) };
     json_response(
         StatusCode::OK,
         json!({
             "username": "sim_user",
-            "total_quota": 100.0,
+            "total_quota": total,
             "total_used_quota": 0.5,
             "request_count": 42,
-            "keys": [{"name": "sim_key", "remain_quota": 999999999, "used_quota": -1}],
+            "keys": [{"name": "sim_key", "remain_quota": remain, "used_quota": 0.5}],
         }),
     )
 }

@@ -22,6 +22,13 @@ pub(crate) async fn gate(State(sim): State<Arc<Sim>>, request: Request, next: Ne
         return next.run(request).await;
     };
     let _in_flight = sim.begin_request(family);
+    let request = if family == Family::Files {
+        request
+    } else {
+        let (request, entry) = super::requests::capture(request).await;
+        sim.log_request(entry);
+        request
+    };
     if !sim.config.latency.is_zero() {
         tokio::time::sleep(sim.config.latency).await;
     }

@@ -13,6 +13,8 @@ use super::state::Sim;
 
 pub(crate) const CLIP_MP4: &[u8] = include_bytes!("../../assets/sim/clip.mp4");
 pub(crate) const SONG_MP3: &[u8] = include_bytes!("../../assets/sim/song.mp3");
+pub(crate) const VECTOR_SVG: &[u8] =
+    br##"<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><circle cx="32" cy="32" r="24" fill="#f60"/></svg>"##;
 pub(crate) const IMAGE_PNG: &[u8] = include_bytes!("../../assets/sim/image.png");
 
 /// Length of `song.mp3` in seconds, reported as clip durations.
@@ -31,6 +33,9 @@ fn asset_for(name: &str) -> Option<(&'static [u8], &'static str)> {
         // Any 3D model is the one png too: the download path, not the bytes, is under test.
         "glb" => Some((IMAGE_PNG, "model/gltf-binary")),
         "mp3" => Some((SONG_MP3, "audio/mpeg")),
+        // A WAV is the mp3 too, under WAV's type: the route and the download are under test.
+        "wav" => Some((SONG_MP3, "audio/wav")),
+        "svg" => Some((VECTOR_SVG, "image/svg+xml")),
         // Every picture is the one png; a .jpeg name still gets honest png bytes.
         "png" | "jpg" | "jpeg" | "webp" => Some((IMAGE_PNG, "image/png")),
         _ => None,

@@ -110,6 +110,11 @@ impl Form {
         self.files.contains_key(name) || self.fields.contains_key(name)
     }
 
+    /// Sent as a file part (not as text).
+    pub(crate) fn is_file(&self, name: &str) -> bool {
+        self.files.contains_key(name)
+    }
+
     pub(crate) fn field(&self, name: &str) -> &str {
         str_field(&self.fields, name)
     }

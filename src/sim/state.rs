@@ -220,6 +220,10 @@ impl Sim {
         self.lock().stats.count_fault(kind);
     }
 
+    pub(crate) fn log_request(&self, entry: Value) {
+        self.lock().stats.log_request(entry);
+    }
+
     /// Clears statistics and fault counters; tasks stay pollable.
     pub(crate) fn reset(&self) {
         let mut inner = self.lock();

@@ -104,6 +104,8 @@ pub(crate) struct Stats {
     families: BTreeMap<Family, FamilyStats>,
     tasks: Vec<TaskRecord>,
     faults: BTreeMap<&'static str, u64>,
+    /// Up to `requests::CAP` requests, as `requests::capture` shows them.
+    log: Vec<Value>,
 }
 
 impl Stats {
@@ -145,6 +147,12 @@ impl Stats {
         }
     }
 
+    pub(crate) fn log_request(&mut self, entry: Value) {
+        if self.log.len() < super::requests::CAP {
+            self.log.push(entry);
+        }
+    }
+
     pub(crate) fn count_fault(&mut self, kind: &'static str) {
         *self.faults.entry(kind).or_default() += 1;
     }
@@ -174,7 +182,8 @@ impl Stats {
             })
             .collect();
         let requests: u64 = self.families.values().map(|f| f.requests).sum();
-        json!({"requests": requests, "families": families, "tasks": tasks, "faults": self.faults})
+        json!({"requests": requests, "families": families, "tasks": tasks, "faults": self.faults,
+               "requests_log": self.log})
     }
 }
 

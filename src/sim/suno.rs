@@ -14,18 +14,18 @@ use serde_json::{json, Map, Value};
 use super::files::{file_url, SONG_SECONDS};
 use super::http::{base_url, json_object, json_response, str_field, uuid};
 use super::state::{Family, NewTask, Phase, Sim, Task};
-use super::text;
+use super::{suno_act, text};
 
-fn success(data: Value) -> Response {
+pub(crate) fn success(data: Value) -> Response {
     json_response(StatusCode::OK, json!({"code": "success", "message": "", "data": data}))
 }
 
 /// Suno's error envelope: `code` other than "success", `data` null.
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
+pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response {
     json_response(status, json!({"code": code, "message": message, "data": null}))
 }
 
-fn body(bytes: &[u8]) -> Result<Map<String, Value>, Response> {
+pub(crate) fn body(bytes: &[u8]) -> Result<Map<String, Value>, Response> {
     json_object(bytes).map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_request", &e))
 }
 
@@ -34,7 +34,10 @@ pub(crate) async fn submit_music(State(sim): State<Arc<Sim>>, bytes: Bytes) -> R
     let body = body(&bytes)?;
     let (prompt, description) = (str_field(&body, "prompt"), str_field(&body, "gpt_description_prompt"));
     let tags = str_field(&body, "tags");
-    if prompt.is_empty() && description.is_empty() && tags.is_empty() {
+    let extra = suno_act::music_extras(&sim, &body)
+        .map_err(|m| error(StatusCode::BAD_REQUEST, "invalid_request", &m))?;
+    let stems = str_field(&body, "task") == "gen_stem";
+    if prompt.is_empty() && description.is_empty() && tags.is_empty() && !stems {
         let message = "prompt, gpt_description_prompt or tags is required";
         return Err(error(StatusCode::BAD_REQUEST, "invalid_request", message));
     }
@@ -56,9 +59,13 @@ pub(crate) async fn submit_music(State(sim): State<Arc<Sim>>, bytes: Bytes) -> R
     for clip in &clips {
         sim.register_file(clip);
     }
-    let params = json!({"action": "MUSIC", "mv": mv, "title": title, "tags": tags,
+    let mut params = json!({"action": "MUSIC", "mv": mv, "title": title, "tags": tags,
                         "prompt": lyrics, "gpt_description_prompt": description,
                         "notify_hook": str_field(&body, "notify_hook"), "clips": clips});
+    if stems {
+        params["titles"] = json!([format!("{title} (Vocals)"), format!("{title} (Instrumental)")]);
+    }
+    params["extra"] = extra;
     let id = sim.submit(NewTask {
         id: uuid(),
         family: Family::Suno,
@@ -131,19 +138,23 @@ fn clip(task: &Task, base: &str, id: &str, phase: Phase) -> Value {
         (Some(reason), Phase::Failed) => (json!("content_moderation"), json!(reason)),
         _ => (Value::Null, Value::Null),
     };
+    // Stems are named per clip; songs share the task's title.
+    let index = p["clips"].as_array().and_then(|c| c.iter().position(|c| c == id)).unwrap_or(0);
+    let title = p["titles"].get(index).unwrap_or(&p["title"]);
     json!({
-        "id": id, "status": status, "title": p["title"], "model_name": p["mv"],
+        "id": id, "status": status, "title": title, "model_name": p["mv"],
         "audio_url": audio, "video_url": video, "image_url": image,
         "image_large_url": if image.is_empty() { String::new() } else { file_url(base, id, "image_large.png") },
         "created_at": iso(task.submitted_ms),
         "metadata": {"tags": p["tags"], "prompt": p["prompt"],
                      "gpt_description_prompt": p["gpt_description_prompt"], "type": "gen",
-                     "duration": duration, "error_type": error_type, "error_message": error_message},
+                     "duration": duration, "error_type": error_type, "error_message": error_message,
+                     "extra": p["extra"]},
     })
 }
 
 /// The task object of `GET /suno/fetch/{id}` (and each element of the batch answer).
-fn render(task: &Task, base: &str) -> Value {
+pub(crate) fn render(task: &Task, base: &str) -> Value {
     let phase = task.phase();
     let p = &task.params;
     let action = p["action"].as_str().unwrap_or("MUSIC");
@@ -172,7 +183,7 @@ fn render(task: &Task, base: &str) -> Value {
     })
 }
 
-fn suno_task(sim: &Sim, id: &str) -> Option<Task> {
+pub(crate) fn suno_task(sim: &Sim, id: &str) -> Option<Task> {
     sim.task(id).filter(|t| t.family == Family::Suno)
 }
 

@@ -35,7 +35,9 @@ pub(super) fn music_spec() -> KindSpec {
             mv,
             field("make_instrumental", &[B], "no vocals"),
             field("continue_clip_id", &[S], "a clip to extend"),
-            field("continue_at", &[N], "where to extend from, in seconds"),
+            field("continue_at", &[N], "where to extend from, in seconds (needs continue_clip_id)"),
+            field("persona_id", &[S], "a persona's voice and style, from suno.persona"),
+            field("task", &[S], "upload_extend to extend a suno.upload clip; gen_stem is suno.stems"),
         ],
         &[
             ("audio", "local path of the first clip's audio"),
