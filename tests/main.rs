@@ -13,6 +13,7 @@ mod examples;
 mod init;
 mod kinds;
 mod media;
+mod media_browser;
 mod progress;
 mod report;
 mod resume;
