@@ -14,6 +14,7 @@ mod examples;
 mod init;
 mod kinds;
 mod media;
+mod media_browser;
 mod progress;
 mod report;
 mod resume;

@@ -385,3 +385,91 @@ fn clips_of_one_size_with_different_sps_are_reencoded_not_remuxed() {
     assert_eq!(out.method, Method::Ffmpeg);
     check_output(&out, &["h264"], 3.0);
 }
+
+/// ffmpeg decodes `secs` seconds from `at` (a seek, then decoding from the keyframe before it) without complaint.
+fn assert_seek_decodes(path: &Path, at: f64, secs: f64) {
+    let out = tool("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-ss", &at.to_string(), "-i"])
+        .arg(path)
+        .args(["-t", &secs.to_string(), "-f", "null", "-"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "decoding {} from {at} s complained:\n{stderr}",
+        path.display()
+    );
+}
+
+/// An `ffmpeg` made input in `dir`: `args` go between the lavfi source and the output name.
+fn make(dir: &Path, name: &str, source: &str, args: &[&str]) -> PathBuf {
+    let path = dir.join(name);
+    let made = tool("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", source])
+        .args(args)
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(made.success(), "making {name}");
+    path
+}
+
+/// A 2 s 320x180 clip with B-frames and a keyframe every second, and a 70 s MP3 song.
+pub(crate) fn clip_and_long_song(dir: &Path) -> (PathBuf, PathBuf) {
+    let x264 = ["-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", "24", "-pix_fmt", "yuv420p"];
+    let clip = make(dir, "clip.mp4", "testsrc2=size=320x180:rate=24:duration=2", &x264);
+    let song = make(
+        dir,
+        "song.mp3",
+        "sine=frequency=440:sample_rate=44100:duration=70",
+        &["-ac", "2", "-c:a", "libmp3lame", "-b:a", "32k"],
+    );
+    (clip, song)
+}
+
+fn size(path: &Path) -> u64 {
+    std::fs::metadata(path).unwrap().len()
+}
+
+#[test]
+fn a_long_loop_stores_the_clip_once_and_still_plays_and_seeks_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let (clip, song) = clip_and_long_song(dir.path());
+    let out = media::merge_with(
+        &merge_req(dir.path(), std::slice::from_ref(&clip), song.clone(), Fit::LoopVideo),
+        &no_ffmpeg(),
+    )
+    .unwrap();
+    assert_eq!(out.method, Method::Remux);
+    // 35 repetitions of the clip, but its bytes once: about one clip plus the song.
+    let expected = size(&clip) + size(&song);
+    let actual = size(&out.path);
+    assert!(
+        actual < expected + expected / 10,
+        "output is {actual} bytes, expected about one clip + the song = {expected}"
+    );
+    let song_secs = probe(&song).duration;
+    check_output(&out, &["h264", "mp3"], song_secs);
+    // Later repetitions read the shared bytes: seeking into them decodes too.
+    for at in [2.0, 33.5, 60.0, song_secs - 1.5] {
+        assert_seek_decodes(&out.path, at, 1.0);
+    }
+    assert_eq!(files_in(dir.path()), ["clip.mp4", "out.mp4", "song.mp3"]);
+}
+
+#[test]
+fn concat_of_one_clip_repeated_stores_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = fixture("clip_with_audio.mp4");
+    let out = media::concat_with(
+        &[clip.clone(), clip.clone(), clip.clone()],
+        &dir.path().join("j.mp4"),
+        &no_ffmpeg(),
+    )
+    .unwrap();
+    assert_eq!(out.method, Method::Remux);
+    assert!(size(&out.path) < size(&clip) * 3 / 2, "{} bytes for 3 x {}", size(&out.path), size(&clip));
+    check_output(&out, &["h264", "aac"], 6.0);
+    assert_seek_decodes(&out.path, 4.5, 1.0);
+}
