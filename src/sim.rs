@@ -23,6 +23,7 @@ mod kling;
 mod media;
 mod midjourney;
 mod openai;
+mod pika;
 mod requests;
 mod state;
 mod stats;
@@ -68,6 +69,8 @@ fn router(sim: Arc<Sim>) -> Router {
         // Runway, Luma, Replicate, MiniMax
         .route("/runwayml/v1/tasks/{id}", get(vendors::runway_fetch))
         .route("/runwayml/v1/{route}", post(vendors::runway_submit))
+        .route("/pika/generate", post(pika::submit))
+        .route("/pika/fetch/{id}", get(pika::fetch))
         .route("/dream-machine/v1/generations", post(vendors::luma_submit))
         .route("/dream-machine/v1/generations/{id}", get(vendors::luma_fetch))
         .route("/replicate/v1/models/{owner}/{name}/predictions", post(vendors::replicate_submit))

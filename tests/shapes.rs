@@ -206,3 +206,14 @@ fn recraft_and_ideogram_send_their_vendors_forms() {
         },
     ]);
 }
+
+#[test]
+fn pika_sends_its_prompt_and_a_local_image_as_a_data_uri() {
+    check(&[Case {
+        steps: "  a:\n    uses: pika.generate\n    poll: { interval: 50ms }\n    with: { prompt: it moves, image: pic.png, aspect_ratio: \"16:9\", duration: 5 }\n",
+        method: "POST",
+        path: "/pika/generate",
+        expect: json!({"body": {"promptText": "it moves", "model": "pika-2.2", "aspectRatio": "16:9",
+                                "duration": 5, "image": "data:image/png;base64,*"}}),
+    }]);
+}
