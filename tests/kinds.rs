@@ -72,3 +72,15 @@ fn every_provider_kind_has_a_simulated_example() {
         .collect();
     assert!(missing.is_empty(), "kinds without a `# needs: --simulate` example: {missing:?}");
 }
+
+#[test]
+fn the_readme_table_of_families_is_the_commands_output() {
+    let generated = Test::new().args(&["kinds", "--families"]).expect(0).stdout;
+    let table = &generated[generated.find("| family |").unwrap()..];
+    let table = table.replace("](../examples/", "](examples/");
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme.find("<!-- families:start").expect("README has the families block");
+    let body = &readme
+        [readme[start..].find('\n').unwrap() + start + 1..readme.find("<!-- families:end -->").unwrap()];
+    assert_eq!(body, table, "README's families table is stale: copy `cometflow kinds --families` into it");
+}
