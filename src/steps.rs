@@ -273,6 +273,11 @@ impl StepCtx {
         });
     }
 
+    /// Records how the provider says a task ended (see `Journal::task_ended`).
+    pub fn task_ended(&self, task_id: &str, succeeded: bool) {
+        self.journal.task_ended(&self.step_id, self.item, task_id, succeeded);
+    }
+
     /// The task to poll instead of submitting a new one: this execution submitted it before
     /// the run was interrupted, and it may already be paid for.
     pub fn resumed_task(&self) -> Option<&str> {

@@ -16,6 +16,7 @@ mod kinds;
 mod media;
 mod media_browser;
 mod progress;
+mod repoll;
 mod report;
 mod resume;
 mod run;

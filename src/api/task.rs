@@ -178,9 +178,12 @@ pub(crate) async fn poll(
             last_progress = shown;
         }
         if one_of(&spec.success, &status) {
+            ctx.task_ended(task_id, true);
             return Ok(Finished { task_id: task_id.to_owned(), status, result: answer });
         }
         if one_of(&spec.failure, &status) {
+            // Only now is the task known to be lost: a resume may submit a new one.
+            ctx.task_ended(task_id, false);
             let reason = spec
                 .error
                 .as_deref()

@@ -18,6 +18,9 @@ use super::record::StepRecord;
 pub trait Journal: Send + Sync {
     /// A provider task exists and is (or will be) paid for; called before polling it.
     fn task_submitted(&self, step: &str, item: Option<usize>, family: &str, task_id: &str);
+    /// The provider said how a task ended. Only a provider-reported failure makes the task
+    /// one to submit again on resume; a task whose polling merely broke off is polled.
+    fn task_ended(&self, _step: &str, _item: Option<usize>, _task_id: &str, _succeeded: bool) {}
     /// One attempt ended; `error` is `None` when it succeeded.
     fn attempt_finished(&self, step: &str, item: Option<usize>, attempt: u32, error: Option<&str>);
     /// One execution (a step, or one `for_each` item) ended.

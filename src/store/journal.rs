@@ -11,7 +11,6 @@ use jiff::Timestamp;
 use rusqlite::params;
 
 use super::db::Db;
-use crate::engine::events::Status;
 use crate::engine::hooks::Journal;
 use crate::engine::StepRecord;
 
@@ -90,23 +89,22 @@ impl Journal for RunJournal {
         self.warn("an attempt", result);
     }
 
-    fn unit_finished(&self, step: &str, item: Option<usize>, record: &StepRecord) {
-        self.warn("a finished step", self.write_step(step, item_col(item), record));
-        // A cancelled task may still be running at the provider: it stays `submitted`, to
-        // be polled by a resume.
-        let state = match record.status {
-            Status::Succeeded => "succeeded",
-            Status::Failed => "failed",
-            Status::Skipped | Status::Cancelled => return,
-        };
+    fn task_ended(&self, step: &str, item: Option<usize>, task_id: &str, succeeded: bool) {
+        let state = if succeeded { "succeeded" } else { "failed" };
         let result = self.db.with(|c| {
             c.execute(
-                "UPDATE tasks SET state = ?4 WHERE run_id = ?1 AND step = ?2 AND item = ?3 AND state = 'submitted'",
-                params![self.run_id, step, item_col(item), state],
+                "UPDATE tasks SET state = ?5 WHERE run_id = ?1 AND step = ?2 AND item = ?3 AND task_id = ?4",
+                params![self.run_id, step, item_col(item), task_id, state],
             )
             .map(drop)
         });
         self.warn("a task's end", result);
+    }
+
+    fn unit_finished(&self, step: &str, item: Option<usize>, record: &StepRecord) {
+        // Task states come from the provider (`task_ended`), not from how the step ended: a
+        // step that failed while polling or downloading leaves its task to be polled again.
+        self.warn("a finished step", self.write_step(step, item_col(item), record));
     }
 
     fn step_finished(&self, step: &str, record: &StepRecord) {

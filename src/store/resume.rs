@@ -1,5 +1,5 @@
 //! What an interrupted run already did, read back for `--resume`: succeeded steps and
-//! `for_each` items with their outputs, and provider tasks submitted but never seen to end.
+//! `for_each` items with their outputs, and provider tasks not reported failed by the provider (polled again, never resubmitted).
 //!
 //! It owns turning rows into the engine's [`Prior`]; it must not decide which run to resume
 //! (the runner does) nor how the engine uses it.
@@ -57,7 +57,7 @@ pub fn prior(db: &Arc<Db>, id: &str) -> Result<Prior, StoreError> {
     }
     let tasks = db.with(|c| {
         let mut stmt = c.prepare(
-            "SELECT step, item, task_id FROM tasks WHERE run_id = ?1 AND state = 'submitted' ORDER BY submitted_at",
+            "SELECT step, item, task_id FROM tasks WHERE run_id = ?1 AND state IN ('submitted', 'succeeded') ORDER BY submitted_at",
         )?;
         let rows = stmt.query_map(params![id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get(2)?)))?;
         rows.collect::<rusqlite::Result<Vec<(String, i64, String)>>>()
