@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,76 +16,14 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value as Json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cometflow");
+use crate::harness::{Output, Test};
+
 const KEY: &str = "sk-test-4f1d9c2be7a85013";
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Json {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr)
-        })
-    }
-}
-
-/// A temp folder with `pipeline.yaml`; runs the binary there with a clean environment.
-struct Case {
-    dir: tempfile::TempDir,
-    env: Vec<(String, String)>,
-}
-
-impl Case {
-    fn new(yaml: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("pipeline.yaml"), yaml).unwrap();
-        Case { dir, env: vec![("COMETFLOW_HTTP_BACKOFF".into(), "10ms".into())] }
-    }
-
-    fn env(mut self, k: &str, v: &str) -> Self {
-        self.env.push((k.into(), v.into()));
-        self
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        let mut cmd = Command::new(BIN);
-        cmd.current_dir(self.path())
-            .arg("run")
-            .arg("pipeline.yaml")
-            .arg("--json")
-            .args(args)
-            .env_remove("COMETAPI_KEY")
-            .env_remove("COMETAPI_BASE_URL")
-            .env_remove("COMETFLOW_SIM")
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
-            .env("COMETFLOW_STATE_DIR", self.state());
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        let out = cmd.output().unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    fn simulate(&self) -> Run {
-        self.run(&["--simulate"])
-    }
+/// `cometflow run pipeline.yaml --json` in a fresh folder, retrying fast; more arguments
+/// go through `run_with`.
+fn case(yaml: &str) -> Test {
+    Test::new().pipeline(yaml).env("COMETFLOW_HTTP_BACKOFF", "10ms").args(&["run", "pipeline.yaml", "--json"])
 }
 
 fn runtime() -> tokio::runtime::Runtime {

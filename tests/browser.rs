@@ -2,20 +2,15 @@
 //! network, logs no console message (a CSP violation, a blocked script or load would
 //! show as one), and leaves a screenshot in `target/test-artifacts/report.png` to look at.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::chromium;
 use crate::report::{check_report, report, showcase};
-
-const CHROMIUM: &str = "/usr/bin/chromium";
 
 #[test]
 fn the_report_renders_in_headless_chromium_without_console_errors() {
-    assert!(
-        Path::new(CHROMIUM).is_file(),
-        "`{CHROMIUM}` is missing: this test needs a real browser; install it with `apt-get install chromium`"
-    );
+    chromium::require();
     let t = showcase().args(&["run", "pipeline.yaml"]);
     t.expect(1);
     let page = report(&t, &["last"]);
@@ -25,30 +20,9 @@ fn the_report_renders_in_headless_chromium_without_console_errors() {
     std::fs::create_dir_all(&artifacts).unwrap();
     let shot = artifacts.join("report.png");
     let _ = std::fs::remove_file(&shot);
-    let profile = tempfile::tempdir().unwrap();
-    let mut child = Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--window-size=1280,2000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg(format!("file://{}", page.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let shot_flag = format!("--screenshot={}", shot.display());
+    let (mut child, _profile) =
+        chromium::start(&page, &["--hide-scrollbars", "--window-size=1280,2000", &shot_flag]);
     // Read stderr on a thread so a chatty browser cannot block on a full pipe.
     let mut stderr = child.stderr.take().unwrap();
     let reader = std::thread::spawn(move || {

@@ -73,6 +73,8 @@ impl Test {
             .env("COMETFLOW_STATE_DIR", self.state_dir())
             .env("NO_COLOR", "1")
             .env_remove("COMETAPI_KEY")
+            .env_remove("COMETAPI_BASE_URL")
+            .env_remove("COMETFLOW_SIM")
             .env_remove("RUST_LOG")
             .stdin(Stdio::null());
         for (k, v) in &self.env {
@@ -83,6 +85,13 @@ impl Test {
 
     pub fn run(&self) -> Output {
         Self::output(self.command())
+    }
+
+    /// Runs with `extra` after the builder's arguments, in the same folder.
+    pub fn run_with(&self, extra: &[&str]) -> Output {
+        let args: Vec<String> =
+            self.args.iter().cloned().chain(extra.iter().map(|s| s.to_string())).collect();
+        Self::output(self.command_with(&args))
     }
 
     /// Runs another command in the same folder, with the same state directory.

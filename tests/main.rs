@@ -1,6 +1,7 @@
 //! One integration test binary: every test drives the real `cometflow` binary.
 
 mod child;
+mod chromium;
 mod harness;
 mod paid;
 

@@ -4,13 +4,12 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use cometflow::media::{self, Fit, MergeRequest, Method, Tools};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
+use crate::chromium;
 
 /// The page reports one line, `RESULT ...`, on the console and in its body.
 const PAGE: &str = r#"<!doctype html>
@@ -43,28 +42,7 @@ setTimeout(() => report('timeout readyState=' + v.readyState + ' time=' + v.curr
 
 /// Runs the page in headless chromium and returns its `RESULT` line.
 fn play_in_chromium(page: &Path) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let mut child = Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--autoplay-policy=no-user-gesture-required",
-            "--enable-logging=stderr",
-            "--v=0",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("file://{}", page.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut child, _profile) = chromium::start(page, &["--autoplay-policy=no-user-gesture-required"]);
     // Chromium keeps running after the page is done: read its log on a thread
     // until the result line, then stop it.
     let stderr = child.stderr.take().unwrap();
@@ -94,10 +72,7 @@ fn play_in_chromium(page: &Path) -> String {
 
 #[test]
 fn a_looped_merge_plays_in_chromium_after_seeking_into_a_later_repetition() {
-    assert!(
-        Path::new(CHROMIUM).is_file(),
-        "`{CHROMIUM}` is missing: this test needs a real browser; install it with `apt-get install chromium`"
-    );
+    chromium::require();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (clip, song) = crate::media::clip_and_long_song(d);

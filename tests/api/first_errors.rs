@@ -6,14 +6,14 @@ use super::*;
 
 const CHAT: &str = "name: first\nsteps:\n  ask:\n    uses: chat\n    with: { model: gpt-4o-mini, messages: [{ role: user, content: hi }] }\n";
 
-fn failed(run: &Run) -> String {
+fn failed(run: &Output) -> String {
     assert_eq!(run.code, 1, "{}", run.stderr);
     run.json()["steps"]["ask"]["error"].as_str().unwrap_or_default().to_owned()
 }
 
 #[test]
 fn without_a_key_the_variable_how_to_set_it_and_simulate_are_named() {
-    let run = Case::new(CHAT).run(&[]);
+    let run = case(CHAT).run();
     let error = failed(&run);
     assert_eq!(
         error,
@@ -26,7 +26,7 @@ fn without_a_key_the_variable_how_to_set_it_and_simulate_are_named() {
 fn a_wrong_key_says_to_check_the_variable_or_simulate() {
     let rt = runtime();
     let sim = rt.block_on(cometflow::sim::start("key=sk-right".parse().unwrap())).unwrap();
-    let run = Case::new(CHAT).env("COMETAPI_BASE_URL", &sim.base_url).env("COMETAPI_KEY", KEY).run(&[]);
+    let run = case(CHAT).env("COMETAPI_BASE_URL", &sim.base_url).env("COMETAPI_KEY", KEY).run();
     let error = failed(&run);
     assert!(error.starts_with("CometAPI rejected the key (invalid token (request id: "), "{error}");
     assert!(error.contains("check `COMETAPI_KEY`"), "{error}");
@@ -36,7 +36,7 @@ fn a_wrong_key_says_to_check_the_variable_or_simulate() {
 
 #[test]
 fn an_empty_balance_says_top_up_or_simulate_and_is_not_retried() {
-    let run = Case::new(CHAT).env("COMETFLOW_SIM", "quota_exhausted").simulate();
+    let run = case(CHAT).env("COMETFLOW_SIM", "quota_exhausted").run_with(&["--simulate"]);
     let error = failed(&run);
     assert!(
         error.starts_with("your CometAPI balance is used up: `POST /v1/chat/completions` was refused ("),
@@ -80,7 +80,7 @@ fn quota_answers_in_any_shape_get_the_same_message_after_one_call() {
             )
             .with_state(seen.clone());
         let base = serve(&rt, router);
-        let run = Case::new(CHAT).env("COMETAPI_BASE_URL", &base).env("COMETAPI_KEY", KEY).run(&[]);
+        let run = case(CHAT).env("COMETAPI_BASE_URL", &base).env("COMETAPI_KEY", KEY).run();
         let error = failed(&run);
         assert!(error.starts_with("your CometAPI balance is used up"), "{body}: {error}");
         assert_eq!(seen.count(), 1, "{body}: an empty balance is not worth asking again");
@@ -90,7 +90,7 @@ fn quota_answers_in_any_shape_get_the_same_message_after_one_call() {
 #[test]
 fn a_model_that_does_not_exist_is_named_with_where_to_look() {
     let yaml = CHAT.replace("gpt-4o-mini", "unknown-gpt-7");
-    let error = failed(&Case::new(&yaml).simulate());
+    let error = failed(&case(&yaml).run_with(&["--simulate"]));
     assert!(error.starts_with("model `unknown-gpt-7` does not exist on CometAPI"), "{error}");
     assert!(error.ends_with("check the `model` name at https://api.cometapi.com/api/models"), "{error}");
 }
@@ -100,7 +100,7 @@ fn a_refused_connection_names_the_host_and_the_base_url_variable() {
     // A port that was free a moment ago: nothing listens there.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let base = format!("http://127.0.0.1:{port}");
-    let run = Case::new(CHAT).env("COMETAPI_BASE_URL", &base).env("COMETAPI_KEY", KEY).run(&[]);
+    let run = case(CHAT).env("COMETAPI_BASE_URL", &base).env("COMETAPI_KEY", KEY).run();
     let error = failed(&run);
     let start = format!(
         "cannot reach CometAPI for `POST /v1/chat/completions`: `127.0.0.1:{port}` refused the connection"
@@ -114,7 +114,7 @@ fn a_refused_connection_names_the_host_and_the_base_url_variable() {
 fn a_host_that_does_not_resolve_says_offline_or_wrong_base_url() {
     // `.invalid` never resolves (RFC 2606), online or not.
     let base = "https://api.cometapi.invalid";
-    let run = Case::new(CHAT).env("COMETAPI_BASE_URL", base).env("COMETAPI_KEY", KEY).run(&[]);
+    let run = case(CHAT).env("COMETAPI_BASE_URL", base).env("COMETAPI_KEY", KEY).run();
     let error = failed(&run);
     assert!(error.contains("the name `api.cometapi.invalid` does not resolve"), "{error}");
     assert!(error.contains("you may be offline"), "{error}");

@@ -44,8 +44,8 @@ fn kling_sends_the_exact_body_and_bearer_and_never_the_key_to_the_file_host() {
     let base = serve(&rt, kling_mock(seen.clone()));
     let yaml = "name: k\nsteps:\n  clip:\n    uses: kling.text2video\n    poll: { interval: 20ms, max_interval: 40ms }\n    with: { prompt: a cat, duration: 5, mode: std, cfg_scale: 0.5, external_task_id: mine }\n";
     // Kept in a variable: dropping the case deletes its folder and the downloaded video.
-    let case = Case::new(yaml).env("COMETAPI_BASE_URL", &format!("{base}/v1")).env("COMETAPI_KEY", KEY);
-    let run = case.run(&[]);
+    let case = case(yaml).env("COMETAPI_BASE_URL", &format!("{base}/v1")).env("COMETAPI_KEY", KEY);
+    let run = case.run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let requests = seen.requests.lock().unwrap().clone();
     let (path, auth, body) = &requests[0];
@@ -84,7 +84,7 @@ fn chat_sends_the_exact_body_and_honours_retry_after() {
     let base = serve(&rt, Router::new().route("/v1/chat/completions", post(chat)).with_state(seen.clone()));
     let yaml = "name: c\nsteps:\n  ask:\n    uses: chat\n    with: { model: gpt-x, messages: [{ role: user, content: hi }], temperature: 0.2 }\n";
     let started = Instant::now();
-    let run = Case::new(yaml).env("COMETAPI_BASE_URL", &base).env("COMETAPI_KEY", KEY).run(&[]);
+    let run = case(yaml).env("COMETAPI_BASE_URL", &base).env("COMETAPI_KEY", KEY).run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After was not waited for");
     let requests = seen.requests.lock().unwrap().clone();
@@ -108,7 +108,7 @@ fn without_a_key_the_step_fails_before_any_request() {
     }
     let base = serve(&rt, Router::new().fallback(any).with_state(seen.clone()));
     let yaml = "name: n\nsteps:\n  song:\n    uses: suno.music\n    with: { tags: jazz }\n";
-    let run = Case::new(yaml).env("COMETAPI_BASE_URL", &base).run(&[]);
+    let run = case(yaml).env("COMETAPI_BASE_URL", &base).run();
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("COMETAPI_KEY") && run.stderr.contains("--simulate"), "{}", run.stderr);
     assert_eq!(seen.count(), 0);
@@ -124,9 +124,9 @@ fn a_key_in_dot_env_is_used() {
     }
     let base = serve(&rt, Router::new().route("/v1/chat/completions", post(chat)).with_state(seen.clone()));
     let yaml = "name: n\nsteps:\n  ask:\n    uses: chat\n    with: { model: m, messages: [] }\n";
-    let case = Case::new(yaml).env("COMETAPI_BASE_URL", &base);
+    let case = case(yaml).env("COMETAPI_BASE_URL", &base);
     std::fs::write(case.path().join(".env"), format!("# mine\nCOMETAPI_KEY=\"{KEY}\"\n")).unwrap();
-    let run = case.run(&[]);
+    let run = case.run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(seen.requests.lock().unwrap()[0].1, format!("Bearer {KEY}"));
 }
@@ -142,11 +142,11 @@ fn a_submit_that_times_out_after_sending_is_not_sent_again() {
     let seen = Arc::new(Seen::default());
     let base = serve(&rt, Router::new().route("/suno/submit/music", post(slow)).with_state(seen.clone()));
     let yaml = "name: s\nsteps:\n  song:\n    uses: suno.music\n    retry: { attempts: 3, backoff: 10ms }\n    with: { tags: jazz }\n";
-    let run = Case::new(yaml)
+    let run = case(yaml)
         .env("COMETAPI_BASE_URL", &base)
         .env("COMETAPI_KEY", KEY)
         .env("COMETFLOW_HTTP_READ_TIMEOUT", "300ms")
-        .run(&[]);
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("not sent again"), "{}", run.stderr);
     assert_eq!(seen.submits.load(Ordering::SeqCst), 1);
@@ -169,7 +169,7 @@ fn a_submit_refused_by_the_gateway_with_503_is_retried_but_a_bare_502_is_not() {
     let seen = Arc::new(Seen::default());
     let base = serve(&rt, Router::new().route("/mj/submit/imagine", post(flaky)).with_state(seen.clone()));
     let yaml = "name: s\nsteps:\n  grid:\n    uses: midjourney.imagine\n    with: { prompt: boat }\n";
-    let run = Case::new(yaml).env("COMETAPI_BASE_URL", &base).env("COMETAPI_KEY", KEY).run(&[]);
+    let run = case(yaml).env("COMETAPI_BASE_URL", &base).env("COMETAPI_KEY", KEY).run();
     assert_eq!(run.code, 1);
     assert_eq!(seen.submits.load(Ordering::SeqCst), 2, "{}", run.stderr);
     assert!(run.stderr.contains("HTTP 502"), "{}", run.stderr);
@@ -184,7 +184,7 @@ fn family_envelope_errors_read_plainly() {
     let rt = runtime();
     let base = serve(&rt, Router::new().route("/mj/submit/imagine", post(refuse)));
     let yaml = "name: s\nsteps:\n  grid:\n    uses: midjourney.imagine\n    with: { prompt: boat }\n";
-    let run = Case::new(yaml).env("COMETAPI_BASE_URL", &base).env("COMETAPI_KEY", KEY).run(&[]);
+    let run = case(yaml).env("COMETAPI_BASE_URL", &base).env("COMETAPI_KEY", KEY).run();
     assert_eq!(run.code, 1);
     assert!(
         run.stderr.contains("midjourney refused the task") && run.stderr.contains("banned prompt detected"),
@@ -196,15 +196,9 @@ fn family_envelope_errors_read_plainly() {
 #[test]
 fn validate_catches_bad_provider_fields_with_positions() {
     let yaml = "name: v\nsteps:\n  clip:\n    uses: kling.text2video\n    with: { prompt: a cat, mode: turbo, duration: 7 }\n";
-    let case = Case::new(yaml);
-    let out = Command::new(BIN)
-        .current_dir(case.path())
-        .args(["validate", "pipeline.yaml"])
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let out = case(yaml).then(&["validate", "pipeline.yaml"]);
+    let stderr = out.stderr;
+    assert_eq!(out.code, 2, "{stderr}");
     assert!(stderr.contains("turbo") && stderr.contains('7'), "{stderr}");
     assert!(stderr.contains("pipeline.yaml:5"), "{stderr}");
 }
@@ -259,8 +253,8 @@ steps:
       progress: progress
       files: [output.0]
 "#;
-    let case = Case::new(yaml).env("COMETAPI_BASE_URL", &base).env("COMETAPI_KEY", KEY);
-    let run = case.run(&[]);
+    let case = case(yaml).env("COMETAPI_BASE_URL", &base).env("COMETAPI_KEY", KEY);
+    let run = case.run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(seen.submits.load(Ordering::SeqCst), 1);
     let json = run.json();
@@ -300,9 +294,9 @@ fn runway_sends_its_version_header_and_a_local_frame_as_a_data_uri() {
         .with_state(seen.clone());
     let base = serve(&rt, router);
     let yaml = "name: r\nsteps:\n  clip:\n    uses: runway.image2video\n    poll: { interval: 20ms, max_interval: 40ms }\n    with: { image: frame.png, prompt: a boat, duration: 5, callback_url: \"https://me/hook\" }\n";
-    let case = Case::new(yaml).env("COMETAPI_BASE_URL", &base).env("COMETAPI_KEY", KEY);
+    let case = case(yaml).env("COMETAPI_BASE_URL", &base).env("COMETAPI_KEY", KEY);
     std::fs::write(case.path().join("frame.png"), b"\x89PNG\r\n\x1a\nxy").unwrap();
-    let run = case.run(&[]);
+    let run = case.run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let requests = seen.requests.lock().unwrap().clone();
     assert_eq!(requests[0].0, "/runwayml/v1/image_to_video version=2024-11-06");

@@ -6,8 +6,8 @@ const SONG: &str = include_str!("../../workflows/song-to-video.yaml");
 
 #[test]
 fn the_flagship_workflow_runs_offline_and_yields_a_song_and_clips() {
-    let case = Case::new(SONG).env("COMETFLOW_SIM", "task_time=200ms");
-    let run = case.simulate();
+    let case = case(SONG).env("COMETFLOW_SIM", "task_time=200ms");
+    let run = case.run_with(&["--simulate"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let json = run.json();
     assert_eq!(json["status"], "succeeded");
@@ -72,9 +72,9 @@ steps:
     uses: http
     with: { url: /v1/models }
 "#;
-    let case = Case::new(yaml).env("COMETFLOW_SIM", "task_time=200ms");
+    let case = case(yaml).env("COMETFLOW_SIM", "task_time=200ms");
     std::fs::write(case.path().join("frame.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
-    let run = case.simulate();
+    let run = case.run_with(&["--simulate"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let json = run.json();
     let ask = outputs(&json, "ask");
@@ -114,9 +114,9 @@ steps:
 #[test]
 fn a_failed_task_exits_1_with_the_providers_reason() {
     let yaml = "name: f\nsteps:\n  clip:\n    uses: kling.text2video\n    with: { prompt: a cat }\n";
-    let case = Case::new(yaml)
-        .env("COMETFLOW_SIM", "task_time=100ms,fail_tasks=true,fail_reason=risk control: nope");
-    let run = case.simulate();
+    let case =
+        case(yaml).env("COMETFLOW_SIM", "task_time=100ms,fail_tasks=true,fail_reason=risk control: nope");
+    let run = case.run_with(&["--simulate"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("risk control: nope"), "{}", run.stderr);
     let error = run.json()["steps"]["clip"]["error"].as_str().unwrap().to_owned();
@@ -126,32 +126,34 @@ fn a_failed_task_exits_1_with_the_providers_reason() {
 #[test]
 fn server_errors_and_rate_limits_while_polling_are_survived() {
     let yaml = "name: f\nsteps:\n  clip:\n    uses: kling.text2video\n    poll: { interval: 50ms, max_interval: 50ms }\n    with: { prompt: a cat }\n  song:\n    uses: suno.music\n    poll: { interval: 50ms, max_interval: 50ms }\n    with: { tags: jazz }\n";
-    let case = Case::new(yaml)
+    let case = case(yaml)
         .env("COMETFLOW_SIM", "task_time=500ms,server_error_every=3,rate_limit_every=7,retry_after=0");
-    let run = case.simulate();
+    let run = case.run_with(&["--simulate"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
 #[test]
 fn a_truncated_download_is_retried_and_never_left_as_an_output() {
     let yaml = "name: t\nsteps:\n  clip:\n    uses: kling.text2video\n    with: { prompt: a cat }\n";
-    let case = Case::new(yaml).env("COMETFLOW_SIM", "task_time=100ms,truncate_downloads=2");
-    let run = case.simulate();
+    let case = case(yaml).env("COMETFLOW_SIM", "task_time=100ms,truncate_downloads=2");
+    let run = case.run_with(&["--simulate"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let json = run.json();
     let video = &outputs(&json, "clip")["video"];
     let full = std::fs::read(video.as_str().unwrap()).unwrap();
     let expected = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/sim/clip.mp4")).unwrap();
     assert_eq!(full, expected);
-    let leftovers: Vec<_> =
-        files_under(&case.state()).into_iter().filter(|p| p.to_string_lossy().contains(".part")).collect();
+    let leftovers: Vec<_> = files_under(&case.state_dir())
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".part"))
+        .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
 #[test]
 fn an_unknown_model_is_named_and_not_retried() {
     let yaml = "name: m\nsteps:\n  ask:\n    uses: chat\n    with: { model: unknown-gpt, messages: [{ role: user, content: hi }] }\n";
-    let run = Case::new(yaml).simulate();
+    let run = case(yaml).run_with(&["--simulate"]);
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("model `unknown-gpt` does not exist"), "{}", run.stderr);
     assert_eq!(run.json()["steps"]["ask"]["attempts"], 1);
@@ -162,8 +164,8 @@ fn kling_concurrency_limits_hold_under_a_wide_fan_out() {
     let rt = runtime();
     let sim = rt.block_on(cometflow::sim::start("task_time=300ms".parse().unwrap())).unwrap();
     let yaml = "name: fan\nlimits:\n  kling: { concurrency: 2 }\nsteps:\n  clip:\n    uses: kling.text2video\n    for_each: \"{{ range(20) }}\"\n    poll: { interval: 50ms, max_interval: 100ms }\n    with: { prompt: \"shot {{ item }}\" }\n";
-    let case = Case::new(yaml).env("COMETAPI_BASE_URL", &sim.base_url).env("COMETAPI_KEY", KEY);
-    let run = case.run(&["--concurrency", "20"]);
+    let case = case(yaml).env("COMETAPI_BASE_URL", &sim.base_url).env("COMETAPI_KEY", KEY);
+    let run = case.run_with(&["--concurrency", "20"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let stats: Json = rt
         .block_on(async { reqwest::get(format!("{}/_sim/stats", sim.base_url)).await.unwrap().json().await })
@@ -179,9 +181,8 @@ fn a_wrong_key_gets_the_clear_401_message() {
     let rt = runtime();
     let sim = rt.block_on(cometflow::sim::start("key=sk-right".parse().unwrap())).unwrap();
     let yaml = "name: k\nsteps:\n  ask:\n    uses: chat\n    with: { model: gpt-4o-mini, messages: [{ role: user, content: hi }] }\n";
-    let case =
-        Case::new(yaml).env("COMETAPI_BASE_URL", &format!("{}/v1/", sim.base_url)).env("COMETAPI_KEY", KEY);
-    let run = case.run(&[]);
+    let case = case(yaml).env("COMETAPI_BASE_URL", &format!("{}/v1/", sim.base_url)).env("COMETAPI_KEY", KEY);
+    let run = case.run();
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("CometAPI rejected the key (invalid token (request id: "), "{}", run.stderr);
 }
@@ -210,14 +211,14 @@ steps:
     continue_on_error: true
     with: { url: /v1/nothing-here }
 "#;
-    let case = Case::new(yaml)
+    let case = case(yaml)
         .env("COMETAPI_BASE_URL", &sim.base_url)
         .env("COMETAPI_KEY", KEY)
         .env("COMETFLOW_ECHO", "hi");
-    let run = case.run(&["-vv"]);
+    let run = case.run_with(&["-vv"]);
     assert!(run.stdout.contains("\"succeeded\""), "{}", run.stderr);
     assert!(!run.stdout.contains(KEY) && !run.stderr.contains(KEY));
-    for file in files_under(&case.state()) {
+    for file in files_under(&case.state_dir()) {
         let bytes = std::fs::read(&file).unwrap();
         let text = String::from_utf8_lossy(&bytes);
         assert!(!text.contains(KEY), "the key is in {}", file.display());

@@ -1,12 +1,11 @@
 //! `chat`: OpenAI chat completions. Outputs the reply `text`, its `json` when the reply
 //! parses as JSON (also inside a ``` fence), `usage`, the resolved `model` and the `raw` answer.
 
-use futures::future::BoxFuture;
 use reqwest::Method;
-use serde_json::{json, Value as Json};
+use serde_json::{json, Map, Value as Json};
 
-use super::{at, field, object, paid, I, L, N, O, S};
-use crate::api::{api, retry::Call};
+use super::{at, charged_api, field, paid, I, L, N, O, S};
+use crate::api::retry::Call;
 use crate::steps::{KindSpec, StepCtx, StepError};
 
 pub(super) fn spec() -> KindSpec {
@@ -35,34 +34,28 @@ pub(super) fn spec() -> KindSpec {
     )
 }
 
-pub(super) fn run<'a>(
-    ctx: &'a StepCtx,
-    spec: &'a KindSpec,
-    with: Json,
-) -> BoxFuture<'a, Result<Json, StepError>> {
-    Box::pin(async move {
-        let mut body = object(spec, with)?;
-        if let Some(Json::Array(messages)) = body.get_mut("messages") {
-            for message in messages {
-                inline_images(ctx, message)?;
-            }
+pub(super) async fn run(
+    ctx: &StepCtx,
+    _spec: &KindSpec,
+    mut body: Map<String, Json>,
+) -> Result<Json, StepError> {
+    if let Some(Json::Array(messages)) = body.get_mut("messages") {
+        for message in messages {
+            inline_images(ctx, message)?;
         }
-        // Streaming would need an SSE reader; one JSON answer is what the outputs need.
-        body.insert("stream".into(), json!(false));
-        let api = api()?;
-        api.key()?;
-        ctx.charge_call()?;
-        let raw =
-            api.json(Call::Submit, Method::POST, "/v1/chat/completions", Some(&Json::Object(body))).await?;
-        let text = reply_text(&raw);
-        Ok(json!({
-            "text": text,
-            "json": parse_json(&text),
-            "usage": at(&raw, "usage"),
-            "model": at(&raw, "model"),
-            "raw": raw,
-        }))
-    })
+    }
+    // Streaming would need an SSE reader; one JSON answer is what the outputs need.
+    body.insert("stream".into(), json!(false));
+    let (api, _) = charged_api(ctx)?;
+    let raw = api.json(Call::Submit, Method::POST, "/v1/chat/completions", Some(&Json::Object(body))).await?;
+    let text = reply_text(&raw);
+    Ok(json!({
+        "text": text,
+        "json": parse_json(&text),
+        "usage": at(&raw, "usage"),
+        "model": at(&raw, "model"),
+        "raw": raw,
+    }))
 }
 
 /// Vision: an `image_url` part naming a local file becomes a data URL (URLs stay as they

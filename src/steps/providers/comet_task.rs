@@ -1,12 +1,11 @@
 //! `comet.task`: any CometAPI submit-then-poll endpoint, declared in the step. Its `with`
 //! becomes the same `TaskSpec` the catalog holds, so it runs through the same driver.
 
-use futures::future::BoxFuture;
 use serde_json::{json, Map, Value as Json};
 
-use super::{at, field, object, paid, L, O, S};
+use super::{at, field, paid, save, L, O, S};
 use crate::api::catalog::{scalar, Route, TaskSpec};
-use crate::api::{download, task};
+use crate::api::task;
 use crate::steps::{KindSpec, StepCtx, StepError};
 
 pub(super) fn spec() -> KindSpec {
@@ -62,42 +61,35 @@ fn route(
     Ok(Route { method, path: path.to_owned() })
 }
 
-pub(super) fn run<'a>(
-    ctx: &'a StepCtx,
-    spec: &'a KindSpec,
-    with: Json,
-) -> BoxFuture<'a, Result<Json, StepError>> {
-    Box::pin(async move {
-        let with = object(spec, with)?;
-        let task_spec = TaskSpec {
-            family: "comet".into(),
-            submit: route(spec, &with, "submit", "POST")?,
-            id: with.get("id").and_then(scalar).unwrap_or_else(|| "id".into()),
-            fetch: Some(route(spec, &with, "fetch", "GET")?),
-            status: with.get("status").and_then(scalar).unwrap_or_else(|| "status".into()),
-            success: text_list(with.get("success")),
-            failure: text_list(with.get("failure")),
-            progress: with.get("progress").and_then(scalar),
-            error: with.get("error").and_then(scalar),
-            envelope: None,
-            pending_errors: vec!["task_not_exist".into()],
-            headers: Default::default(),
-            multipart: false,
-            then: None,
+pub(super) async fn run(ctx: &StepCtx, spec: &KindSpec, with: Map<String, Json>) -> Result<Json, StepError> {
+    let task_spec = TaskSpec {
+        family: "comet".into(),
+        submit: route(spec, &with, "submit", "POST")?,
+        id: with.get("id").and_then(scalar).unwrap_or_else(|| "id".into()),
+        fetch: Some(route(spec, &with, "fetch", "GET")?),
+        status: with.get("status").and_then(scalar).unwrap_or_else(|| "status".into()),
+        success: text_list(with.get("success")),
+        failure: text_list(with.get("failure")),
+        progress: with.get("progress").and_then(scalar),
+        error: with.get("error").and_then(scalar),
+        envelope: None,
+        pending_errors: vec!["task_not_exist".into()],
+        headers: Default::default(),
+        multipart: false,
+        then: None,
+    };
+    let body = with["submit"].get("body").cloned().unwrap_or_else(|| json!({}));
+    let done = task::run(ctx, &task_spec, &body).await?;
+    let mut files = Vec::new();
+    for (i, path) in text_list(with.get("files")).iter().enumerate() {
+        let Some(url) = at(&done.result, path).as_str().map(str::to_owned) else {
+            return Err(StepError::fatal(format!(
+                "`files` path `{path}` holds no URL in the final answer of task {}; fix the path",
+                done.task_id
+            )));
         };
-        let body = with["submit"].get("body").cloned().unwrap_or_else(|| json!({}));
-        let done = task::run(ctx, &task_spec, &body).await?;
-        let mut files = Vec::new();
-        for (i, path) in text_list(with.get("files")).iter().enumerate() {
-            let Some(url) = at(&done.result, path).as_str().map(str::to_owned) else {
-                return Err(StepError::fatal(format!(
-                    "`files` path `{path}` holds no URL in the final answer of task {}; fix the path",
-                    done.task_id
-                )));
-            };
-            let stem = format!("file-{}", i + 1);
-            files.push(download::fetch(ctx.dir()?, &url, &stem).await?.display().to_string());
-        }
-        Ok(json!({ "task_id": done.task_id, "status": done.status, "result": done.result, "files": files }))
-    })
+        let stem = format!("file-{}", i + 1);
+        files.push(save(ctx, &url, &stem).await?);
+    }
+    Ok(json!({ "task_id": done.task_id, "status": done.status, "result": done.result, "files": files }))
 }

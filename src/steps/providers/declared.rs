@@ -10,10 +10,9 @@
 mod body;
 
 use base64::Engine as _;
-use futures::future::BoxFuture;
 use serde_json::{json, Map, Value as Json};
 
-use super::{field, object, paid};
+use super::{entry_of, field, paid};
 use crate::api::catalog::{self, Entry, OutputDecl};
 use crate::api::{download, task};
 use crate::steps::{FieldType, KindSpec, StepCtx, StepError};
@@ -63,28 +62,19 @@ fn field_type(name: &str) -> Option<FieldType> {
     })
 }
 
-pub(super) fn run<'a>(
-    ctx: &'a StepCtx,
-    spec: &'a KindSpec,
-    with: Json,
-) -> BoxFuture<'a, Result<Json, StepError>> {
-    Box::pin(async move {
-        let entry = catalog::entry(&spec.name).ok_or_else(|| {
-            StepError::fatal(format!("no catalog entry for `{}`; this is a cometflow bug", spec.name))
-        })?;
-        let with = object(spec, with)?;
-        let (path, payload) = body::build(ctx, &spec.name, entry, with)?;
-        let done = task::run_with(ctx, &entry.task, &path, &payload).await?;
-        let mut out = Map::new();
-        for decl in &entry.outputs {
-            output(ctx, &spec.name, decl, &done.result, &mut out).await?;
-        }
-        if entry.task.fetch.is_some() {
-            out.insert("task_id".into(), json!(done.task_id));
-        }
-        out.insert("raw".into(), done.result);
-        Ok(Json::Object(out))
-    })
+pub(super) async fn run(ctx: &StepCtx, spec: &KindSpec, with: Map<String, Json>) -> Result<Json, StepError> {
+    let entry = entry_of(spec)?;
+    let (path, payload) = body::build(ctx, &spec.name, entry, with)?;
+    let done = task::run_with(ctx, &entry.task, &path, &payload).await?;
+    let mut out = Map::new();
+    for decl in &entry.outputs {
+        output(ctx, &spec.name, decl, &done.result, &mut out).await?;
+    }
+    if entry.task.fetch.is_some() {
+        out.insert("task_id".into(), json!(done.task_id));
+    }
+    out.insert("raw".into(), done.result);
+    Ok(Json::Object(out))
 }
 
 async fn output(

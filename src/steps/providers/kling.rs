@@ -3,11 +3,10 @@
 //! base64 without a `data:` prefix, as Kling wants; a URL is sent as is.
 
 use base64::Engine as _;
-use futures::future::BoxFuture;
 use serde_json::{json, Map, Value as Json};
 
-use super::{at, field, object, paid, I, N, O, S};
-use crate::api::{catalog, download, task};
+use super::{at, field, number, paid, task_of, url_outputs, I, N, O, S};
+use crate::api::task;
 use crate::steps::{KindSpec, StepCtx, StepError};
 
 pub(super) fn spec(name: &str) -> KindSpec {
@@ -56,43 +55,30 @@ pub(super) fn spec(name: &str) -> KindSpec {
     )
 }
 
-pub(super) fn run<'a>(
-    ctx: &'a StepCtx,
-    spec: &'a KindSpec,
-    with: Json,
-) -> BoxFuture<'a, Result<Json, StepError>> {
-    Box::pin(async move {
-        let mut body = object(spec, with)?;
-        normalize_duration(&mut body);
-        for key in ["image", "image_tail"] {
-            if let Some(Json::String(v)) = body.get(key) {
-                let encoded = image_value(ctx, key, v)?;
-                body.insert(key.into(), Json::String(encoded));
-            }
+pub(super) async fn run(
+    ctx: &StepCtx,
+    spec: &KindSpec,
+    mut body: Map<String, Json>,
+) -> Result<Json, StepError> {
+    normalize_duration(&mut body);
+    for key in ["image", "image_tail"] {
+        if let Some(Json::String(v)) = body.get(key) {
+            let encoded = image_value(ctx, key, v)?;
+            body.insert(key.into(), Json::String(encoded));
         }
-        let entry = catalog::get(&spec.name).ok_or_else(|| {
-            StepError::fatal(format!("no catalog entry for `{}`; this is a cometflow bug", spec.name))
-        })?;
-        let done = task::run(ctx, entry, &Json::Object(body)).await?;
-        let url = at(&done.result, "data.task_result.videos.0.url");
-        let Some(url) = url.as_str() else {
-            return Err(StepError::fatal(format!(
-                "kling task {} succeeded without a video URL; run the step again",
-                done.task_id
-            )));
-        };
-        let video = download::fetch(ctx.dir()?, url, "video").await?;
-        let duration = match at(&done.result, "data.task_result.videos.0.duration") {
-            Json::String(s) => s.parse::<f64>().map_or(Json::Null, |d| json!(d)),
-            other => other,
-        };
-        Ok(json!({
-            "video": video.display().to_string(),
-            "video_url": url,
-            "duration": duration,
-            "task_id": done.task_id,
-        }))
-    })
+    }
+    let done = task::run(ctx, task_of(spec)?, &Json::Object(body)).await?;
+    let url = at(&done.result, "data.task_result.videos.0.url");
+    if !url.is_string() {
+        return Err(StepError::fatal(format!(
+            "kling task {} succeeded without a video URL; run the step again",
+            done.task_id
+        )));
+    }
+    let mut out = url_outputs(ctx, "video", &url).await?;
+    out.insert("duration".into(), number(at(&done.result, "data.task_result.videos.0.duration")));
+    out.insert("task_id".into(), json!(done.task_id));
+    Ok(Json::Object(out))
 }
 
 /// Kling's own API takes `duration` as a string ("5"); [I] whether Comet insists, so send that.

@@ -5,12 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use futures::future::BoxFuture;
 use reqwest::Method;
-use serde_json::{json, Value as Json};
+use serde_json::{json, Map, Value as Json};
 
-use super::{at, field, object, paid, required_str, I, N, S};
-use crate::api::{api, download, retry::Call};
+use super::{at, charged_api, field, paid, required_str, I, N, S};
+use crate::api::{download, retry::Call};
 use crate::steps::{KindSpec, StepCtx, StepError};
 
 pub(super) fn image_spec() -> KindSpec {
@@ -63,113 +62,96 @@ pub(super) fn transcription_spec() -> KindSpec {
     )
 }
 
-pub(super) fn image<'a>(
-    ctx: &'a StepCtx,
-    spec: &'a KindSpec,
-    with: Json,
-) -> BoxFuture<'a, Result<Json, StepError>> {
-    Box::pin(async move {
-        let body = object(spec, with)?;
-        let api = api()?;
-        api.key()?;
-        ctx.charge_call()?;
-        let answer =
-            api.json(Call::Submit, Method::POST, "/v1/images/generations", Some(&Json::Object(body))).await?;
-        let items = answer["data"].as_array().cloned().unwrap_or_default();
-        let dir = ctx.dir()?;
-        let mut images = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            let stem = if items.len() == 1 { "image".to_owned() } else { format!("image-{}", i + 1) };
-            let path = if let Some(url) = item["url"].as_str().filter(|u| !u.is_empty()) {
-                download::fetch(dir, url, &stem).await?
-            } else if let Some(b64) = item["b64_json"].as_str() {
-                let bytes = base64::engine::general_purpose::STANDARD.decode(b64.trim()).map_err(|e| {
-                    StepError::fatal(format!("image {} is not valid base64 ({e}); run the step again", i + 1))
-                })?;
-                let ext = sniff(&bytes).or_else(|| answer["output_format"].as_str()).unwrap_or("png");
-                write_file(dir, &format!("{stem}.{ext}"), &bytes)?
-            } else {
-                continue;
-            };
-            images.push(path.display().to_string());
-        }
-        if images.is_empty() {
-            return Err(StepError::fatal("the image answer held no `url` or `b64_json`; run the step again"));
-        }
-        Ok(json!({ "image": images[0], "images": images }))
-    })
+pub(super) async fn image(
+    ctx: &StepCtx,
+    _spec: &KindSpec,
+    body: Map<String, Json>,
+) -> Result<Json, StepError> {
+    let (api, _) = charged_api(ctx)?;
+    let answer =
+        api.json(Call::Submit, Method::POST, "/v1/images/generations", Some(&Json::Object(body))).await?;
+    let items = answer["data"].as_array().cloned().unwrap_or_default();
+    let dir = ctx.dir()?;
+    let mut images = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let stem = if items.len() == 1 { "image".to_owned() } else { format!("image-{}", i + 1) };
+        let path = if let Some(url) = item["url"].as_str().filter(|u| !u.is_empty()) {
+            download::fetch(dir, url, &stem).await?
+        } else if let Some(b64) = item["b64_json"].as_str() {
+            let bytes = base64::engine::general_purpose::STANDARD.decode(b64.trim()).map_err(|e| {
+                StepError::fatal(format!("image {} is not valid base64 ({e}); run the step again", i + 1))
+            })?;
+            let ext = sniff(&bytes).or_else(|| answer["output_format"].as_str()).unwrap_or("png");
+            write_file(dir, &format!("{stem}.{ext}"), &bytes)?
+        } else {
+            continue;
+        };
+        images.push(path.display().to_string());
+    }
+    if images.is_empty() {
+        return Err(StepError::fatal("the image answer held no `url` or `b64_json`; run the step again"));
+    }
+    Ok(json!({ "image": images[0], "images": images }))
 }
 
-pub(super) fn speech<'a>(
-    ctx: &'a StepCtx,
-    spec: &'a KindSpec,
-    with: Json,
-) -> BoxFuture<'a, Result<Json, StepError>> {
-    Box::pin(async move {
-        let body = Json::Object(object(spec, with)?);
-        let api = api()?;
-        let key = api.key()?.clone();
-        ctx.charge_call()?;
-        let url = api.url("/v1/audio/speech");
-        let reply = api
-            .send(Call::Submit, "`POST /v1/audio/speech`", || {
-                api.http.request(Method::POST, &url).bearer_auth(key.expose()).json(&body)
-            })
-            .await?;
-        let content_type = reply
-            .headers
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        let ext = match body["response_format"].as_str() {
-            Some(f) if !f.is_empty() => f.to_owned(),
-            _ => download::extension("", content_type).replace("bin", "mp3"),
-        };
-        let path = write_file(ctx.dir()?, &format!("speech.{ext}"), &reply.body)?;
-        Ok(json!({ "audio": path.display().to_string() }))
-    })
+pub(super) async fn speech(
+    ctx: &StepCtx,
+    _spec: &KindSpec,
+    with: Map<String, Json>,
+) -> Result<Json, StepError> {
+    let body = Json::Object(with);
+    let (api, key) = charged_api(ctx)?;
+    let url = api.url("/v1/audio/speech");
+    let reply = api
+        .send(Call::Submit, "`POST /v1/audio/speech`", || {
+            api.http.request(Method::POST, &url).bearer_auth(key.expose()).json(&body)
+        })
+        .await?;
+    let content_type =
+        reply.headers.get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let ext = match body["response_format"].as_str() {
+        Some(f) if !f.is_empty() => f.to_owned(),
+        _ => download::extension("", content_type).replace("bin", "mp3"),
+    };
+    let path = write_file(ctx.dir()?, &format!("speech.{ext}"), &reply.body)?;
+    Ok(json!({ "audio": path.display().to_string() }))
 }
 
-pub(super) fn transcription<'a>(
-    ctx: &'a StepCtx,
-    spec: &'a KindSpec,
-    with: Json,
-) -> BoxFuture<'a, Result<Json, StepError>> {
-    Box::pin(async move {
-        let with = object(spec, with)?;
-        let file = ctx.resolve(required_str(spec, &with, "file")?);
-        let bytes = std::fs::read(&file).map_err(|e| {
-            StepError::fatal(format!(
-                "cannot read `file` `{}`: {e}; give the path of an audio file",
-                file.display()
-            ))
-        })?;
-        let name = file.file_name().map_or("audio".into(), |n| n.to_string_lossy().into_owned());
-        let api = api()?;
-        let key = api.key()?.clone();
-        ctx.charge_call()?;
-        let url = api.url("/v1/audio/transcriptions");
-        let reply = api
-            .send(Call::Submit, "`POST /v1/audio/transcriptions`", || {
-                let mut form = reqwest::multipart::Form::new()
-                    .part("file", reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.clone()));
-                for (k, v) in with.iter().filter(|(k, _)| k.as_str() != "file") {
-                    let text = match v {
-                        Json::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    form = form.text(k.clone(), text);
-                }
-                api.http.request(Method::POST, &url).bearer_auth(key.expose()).multipart(form)
-            })
-            .await?;
-        let body = String::from_utf8_lossy(&reply.body).into_owned();
-        let text = match serde_json::from_str::<Json>(&body) {
-            Ok(v) if v.is_object() => at(&v, "text"),
-            _ => Json::String(body),
-        };
-        Ok(json!({ "text": text }))
-    })
+pub(super) async fn transcription(
+    ctx: &StepCtx,
+    spec: &KindSpec,
+    with: Map<String, Json>,
+) -> Result<Json, StepError> {
+    let file = ctx.resolve(required_str(spec, &with, "file")?);
+    let bytes = std::fs::read(&file).map_err(|e| {
+        StepError::fatal(format!(
+            "cannot read `file` `{}`: {e}; give the path of an audio file",
+            file.display()
+        ))
+    })?;
+    let name = file.file_name().map_or("audio".into(), |n| n.to_string_lossy().into_owned());
+    let (api, key) = charged_api(ctx)?;
+    let url = api.url("/v1/audio/transcriptions");
+    let reply = api
+        .send(Call::Submit, "`POST /v1/audio/transcriptions`", || {
+            let mut form = reqwest::multipart::Form::new()
+                .part("file", reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.clone()));
+            for (k, v) in with.iter().filter(|(k, _)| k.as_str() != "file") {
+                let text = match v {
+                    Json::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                form = form.text(k.clone(), text);
+            }
+            api.http.request(Method::POST, &url).bearer_auth(key.expose()).multipart(form)
+        })
+        .await?;
+    let body = String::from_utf8_lossy(&reply.body).into_owned();
+    let text = match serde_json::from_str::<Json>(&body) {
+        Ok(v) if v.is_object() => at(&v, "text"),
+        _ => Json::String(body),
+    };
+    Ok(json!({ "text": text }))
 }
 
 /// The image format from its first bytes.

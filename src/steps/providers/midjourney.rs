@@ -3,12 +3,11 @@
 //! `customId`; the `customId` is not stable, so it is always taken from a fresh fetch of
 //! the parent task.
 
-use futures::future::BoxFuture;
 use reqwest::Method;
 use serde_json::{json, Map, Value as Json};
 
-use super::{at, field, object, paid, required_str, O, S};
-use crate::api::{api, catalog, download, retry::Call, task};
+use super::{at, field, keyed_api, paid, required_str, task_of, url_outputs, O, S};
+use crate::api::{catalog, retry::Call, task};
 use crate::steps::{KindSpec, StepCtx, StepError};
 
 const OUTPUTS: &[(&str, &str)] = &[
@@ -49,51 +48,39 @@ pub(super) fn action_spec() -> KindSpec {
     )
 }
 
-fn entry(kind: &str) -> Result<&'static catalog::TaskSpec, StepError> {
-    catalog::get(kind)
-        .ok_or_else(|| StepError::fatal(format!("no catalog entry for `{kind}`; this is a cometflow bug")))
+pub(super) async fn imagine(
+    ctx: &StepCtx,
+    spec: &KindSpec,
+    body: Map<String, Json>,
+) -> Result<Json, StepError> {
+    required_str(spec, &body, "prompt")?;
+    finish(ctx, task_of(spec)?, body).await
 }
 
-pub(super) fn imagine<'a>(
-    ctx: &'a StepCtx,
-    spec: &'a KindSpec,
-    with: Json,
-) -> BoxFuture<'a, Result<Json, StepError>> {
-    Box::pin(async move {
-        let body = object(spec, with)?;
-        required_str(spec, &body, "prompt")?;
-        finish(ctx, entry(&spec.name)?, body).await
-    })
-}
-
-pub(super) fn action<'a>(
-    ctx: &'a StepCtx,
-    spec: &'a KindSpec,
-    with: Json,
-) -> BoxFuture<'a, Result<Json, StepError>> {
-    Box::pin(async move {
-        let mut with = object(spec, with)?;
-        let parent = required_str(spec, &with, "task_id")?.to_owned();
-        let wanted = required_str(spec, &with, "action")?.to_owned();
-        let api = api()?;
-        api.key()?;
-        let fetched = api.json(Call::Read, Method::GET, &format!("/mj/task/{parent}/fetch"), None).await?;
-        let custom_id = choose(&fetched["buttons"], &wanted).ok_or_else(|| {
-            let labels: Vec<String> = fetched["buttons"]
-                .as_array()
-                .map(|b| b.iter().filter_map(|b| b["label"].as_str().filter(|l| !l.is_empty())).map(str::to_owned).collect())
-                .unwrap_or_default();
-            StepError::fatal(format!(
-                "midjourney task {parent} has no button `{wanted}` (it has: {}); use one of those labels or a customId",
-                if labels.is_empty() { "none".to_owned() } else { labels.join(", ") }
-            ))
-        })?;
-        with.remove("task_id");
-        with.remove("action");
-        with.insert("customId".into(), json!(custom_id));
-        with.insert("taskId".into(), json!(parent));
-        finish(ctx, entry(&spec.name)?, with).await
-    })
+pub(super) async fn action(
+    ctx: &StepCtx,
+    spec: &KindSpec,
+    mut with: Map<String, Json>,
+) -> Result<Json, StepError> {
+    let parent = required_str(spec, &with, "task_id")?.to_owned();
+    let wanted = required_str(spec, &with, "action")?.to_owned();
+    let (api, _) = keyed_api()?;
+    let fetched = api.json(Call::Read, Method::GET, &format!("/mj/task/{parent}/fetch"), None).await?;
+    let custom_id = choose(&fetched["buttons"], &wanted).ok_or_else(|| {
+        let labels: Vec<String> = fetched["buttons"]
+            .as_array()
+            .map(|b| b.iter().filter_map(|b| b["label"].as_str().filter(|l| !l.is_empty())).map(str::to_owned).collect())
+            .unwrap_or_default();
+        StepError::fatal(format!(
+            "midjourney task {parent} has no button `{wanted}` (it has: {}); use one of those labels or a customId",
+            if labels.is_empty() { "none".to_owned() } else { labels.join(", ") }
+        ))
+    })?;
+    with.remove("task_id");
+    with.remove("action");
+    with.insert("customId".into(), json!(custom_id));
+    with.insert("taskId".into(), json!(parent));
+    finish(ctx, task_of(spec)?, with).await
 }
 
 /// The `customId` of the button whose customId, label or emoji is `wanted`.
@@ -124,17 +111,10 @@ async fn finish(
     body: Map<String, Json>,
 ) -> Result<Json, StepError> {
     let done = task::run(ctx, entry, &Json::Object(body)).await?;
-    let url = at(&done.result, "imageUrl|image_url");
-    let image = match url.as_str() {
-        Some(u) => Json::String(download::fetch(ctx.dir()?, u, "image").await?.display().to_string()),
-        None => Json::Null,
-    };
-    Ok(json!({
-        "image": image,
-        "image_url": url,
-        "buttons": at(&done.result, "buttons"),
-        "task_id": done.task_id,
-    }))
+    let mut out = url_outputs(ctx, "image", &at(&done.result, "imageUrl|image_url")).await?;
+    out.insert("buttons".into(), at(&done.result, "buttons"));
+    out.insert("task_id".into(), json!(done.task_id));
+    Ok(Json::Object(out))
 }
 
 #[cfg(test)]

@@ -2,11 +2,10 @@
 //! then read the clips. A clip's URLs are trusted only once its status is `complete`
 //! (while `streaming` the audio URL is a live stream, not the file).
 
-use futures::future::BoxFuture;
-use serde_json::{json, Value as Json};
+use serde_json::{json, Map, Value as Json};
 
-use super::{at, field, object, paid, required_str, B, N, S};
-use crate::api::{catalog, download, task};
+use super::{at, field, number, paid, required_str, task_of, url_outputs, B, N, S};
+use crate::api::task;
 use crate::steps::{KindSpec, StepCtx, StepError};
 
 const MV: &[&str] = &["chirp-v3-5", "chirp-v4", "chirp-auk", "chirp-bluejay", "chirp-crow", "chirp-fenix"];
@@ -48,76 +47,57 @@ pub(super) fn music_spec() -> KindSpec {
     )
 }
 
-fn spec_of(kind: &str) -> Result<&'static catalog::TaskSpec, StepError> {
-    catalog::get(kind)
-        .ok_or_else(|| StepError::fatal(format!("no catalog entry for `{kind}`; this is a cometflow bug")))
+pub(super) async fn lyrics(
+    ctx: &StepCtx,
+    spec: &KindSpec,
+    body: Map<String, Json>,
+) -> Result<Json, StepError> {
+    required_str(spec, &body, "prompt")?;
+    let done = task::run(ctx, task_of(spec)?, &Json::Object(body)).await?;
+    // [I] the lyrics result is `data.data` as an object; some gateways wrap it in a list.
+    let result = match at(&done.result, "data.data") {
+        Json::Array(list) => list.into_iter().next().unwrap_or(Json::Null),
+        other => other,
+    };
+    Ok(json!({
+        "text": at(&result, "text|lyrics"),
+        "title": at(&result, "title"),
+        "task_id": done.task_id,
+    }))
 }
 
-pub(super) fn lyrics<'a>(
-    ctx: &'a StepCtx,
-    spec: &'a KindSpec,
-    with: Json,
-) -> BoxFuture<'a, Result<Json, StepError>> {
-    Box::pin(async move {
-        let body = object(spec, with)?;
-        required_str(spec, &body, "prompt")?;
-        let done = task::run(ctx, spec_of(&spec.name)?, &Json::Object(body)).await?;
-        // [I] the lyrics result is `data.data` as an object; some gateways wrap it in a list.
-        let result = match at(&done.result, "data.data") {
-            Json::Array(list) => list.into_iter().next().unwrap_or(Json::Null),
-            other => other,
-        };
-        Ok(json!({
-            "text": at(&result, "text|lyrics"),
-            "title": at(&result, "title"),
-            "task_id": done.task_id,
-        }))
-    })
-}
-
-pub(super) fn music<'a>(
-    ctx: &'a StepCtx,
-    spec: &'a KindSpec,
-    with: Json,
-) -> BoxFuture<'a, Result<Json, StepError>> {
-    Box::pin(async move {
-        let body = object(spec, with)?;
-        let has = |k: &str| body.get(k).and_then(Json::as_str).is_some_and(|s| !s.trim().is_empty());
-        if !has("prompt") && !has("gpt_description_prompt") && !has("tags") {
-            return Err(StepError::fatal(
-                "`suno.music` needs `prompt` (lyrics), `gpt_description_prompt` or `tags`; add one under `with:`",
-            ));
-        }
-        let done = task::run(ctx, spec_of(&spec.name)?, &Json::Object(body)).await?;
-        let clips: Vec<Json> = match at(&done.result, "data.data") {
-            Json::Array(list) => list.iter().map(clip).collect(),
-            _ => Vec::new(),
-        };
-        let first = clips.iter().find(|c| c["audio_url"].is_string()).ok_or_else(|| {
-            StepError::fatal(format!(
-                "suno task {} succeeded but no clip is complete with an audio URL; run the step again",
-                done.task_id
-            ))
-        })?;
-        let audio_url = first["audio_url"].as_str().unwrap_or_default().to_owned();
-        let audio = download::fetch(ctx.dir()?, &audio_url, "audio").await?;
-        Ok(json!({
-            "audio": audio.display().to_string(),
-            "audio_url": audio_url,
-            "clips": clips,
-            "task_id": done.task_id,
-        }))
-    })
+pub(super) async fn music(
+    ctx: &StepCtx,
+    spec: &KindSpec,
+    body: Map<String, Json>,
+) -> Result<Json, StepError> {
+    let has = |k: &str| body.get(k).and_then(Json::as_str).is_some_and(|s| !s.trim().is_empty());
+    if !has("prompt") && !has("gpt_description_prompt") && !has("tags") {
+        return Err(StepError::fatal(
+            "`suno.music` needs `prompt` (lyrics), `gpt_description_prompt` or `tags`; add one under `with:`",
+        ));
+    }
+    let done = task::run(ctx, task_of(spec)?, &Json::Object(body)).await?;
+    let clips: Vec<Json> = match at(&done.result, "data.data") {
+        Json::Array(list) => list.iter().map(clip).collect(),
+        _ => Vec::new(),
+    };
+    let first = clips.iter().find(|c| c["audio_url"].is_string()).ok_or_else(|| {
+        StepError::fatal(format!(
+            "suno task {} succeeded but no clip is complete with an audio URL; run the step again",
+            done.task_id
+        ))
+    })?;
+    let mut out = url_outputs(ctx, "audio", &first["audio_url"]).await?;
+    out.insert("clips".into(), json!(clips));
+    out.insert("task_id".into(), json!(done.task_id));
+    Ok(Json::Object(out))
 }
 
 /// One clip's public shape; URLs are null unless the clip is `complete`.
 fn clip(raw: &Json) -> Json {
     let complete = raw["status"].as_str().is_some_and(|s| s.eq_ignore_ascii_case("complete"));
     let url = |k: &str| if complete { at(raw, k) } else { Json::Null };
-    let duration = match at(raw, "metadata.duration|duration") {
-        Json::String(s) => s.parse::<f64>().map_or(Json::Null, |d| json!(d)),
-        other => other,
-    };
     json!({
         "id": at(raw, "id"),
         "title": at(raw, "title"),
@@ -125,6 +105,6 @@ fn clip(raw: &Json) -> Json {
         "audio_url": url("audio_url"),
         "image_url": url("image_url"),
         "video_url": url("video_url"),
-        "duration": duration,
+        "duration": number(at(raw, "metadata.duration|duration")),
     })
 }

@@ -6,12 +6,11 @@
 //! list, or an object holding `aligned_words`/`words`/`lines`/`aligned_lyrics`; each item
 //! `word|text|line|lyric` with `start_s|start|startTime|begin` and `end_s|end|endTime|stop`.
 
-use futures::future::BoxFuture;
 use reqwest::Method;
-use serde_json::{json, Value as Json};
+use serde_json::{json, Map, Value as Json};
 
-use super::{at, field, object, paid, required_str, S};
-use crate::api::{api, retry::Call};
+use super::{at, charged_api, field, paid, required_str, S};
+use crate::api::retry::Call;
 use crate::steps::{KindSpec, StepCtx, StepError};
 
 /// A line ends at a newline in a word, after a pause this long, or past this many chars.
@@ -31,36 +30,27 @@ pub(super) fn spec() -> KindSpec {
     )
 }
 
-pub(super) fn run<'a>(
-    ctx: &'a StepCtx,
-    spec: &'a KindSpec,
-    with: Json,
-) -> BoxFuture<'a, Result<Json, StepError>> {
-    Box::pin(async move {
-        let body = object(spec, with)?;
-        let clip = required_str(spec, &body, "clip_id")?;
-        let api = api()?;
-        api.key()?;
-        ctx.charge_call()?;
-        let path = format!("/suno/act/timing/{clip}");
-        let raw = api.json(Call::Read, Method::GET, &path, None).await?;
-        if let Some(code) = raw.get("code").filter(|c| c.as_str() != Some("success") && !c.is_null()) {
-            let message = at(&raw, "message");
-            return Err(StepError::fatal(format!(
-                "`GET {path}` answered code {code} ({message}); check that `clip_id` is a finished clip's id"
-            )));
-        }
-        let items = timed_items(&raw);
-        if items.is_empty() {
-            return Err(StepError::fatal(format!(
-                "`GET {path}` held no timed lyrics (the clip may be instrumental or not finished); \
-                 check the clip, or give `media.subtitle` its `subtitles` yourself"
-            )));
-        }
-        let words: Vec<Json> =
-            items.iter().map(|(s, e, t)| json!({"start": s, "end": e, "text": t.trim()})).collect();
-        Ok(json!({ "lines": lines(&items), "words": words, "raw": raw }))
-    })
+pub(super) async fn run(ctx: &StepCtx, spec: &KindSpec, body: Map<String, Json>) -> Result<Json, StepError> {
+    let clip = required_str(spec, &body, "clip_id")?;
+    let (api, _) = charged_api(ctx)?;
+    let path = format!("/suno/act/timing/{clip}");
+    let raw = api.json(Call::Read, Method::GET, &path, None).await?;
+    if let Some(code) = raw.get("code").filter(|c| c.as_str() != Some("success") && !c.is_null()) {
+        let message = at(&raw, "message");
+        return Err(StepError::fatal(format!(
+            "`GET {path}` answered code {code} ({message}); check that `clip_id` is a finished clip's id"
+        )));
+    }
+    let items = timed_items(&raw);
+    if items.is_empty() {
+        return Err(StepError::fatal(format!(
+            "`GET {path}` held no timed lyrics (the clip may be instrumental or not finished); \
+             check the clip, or give `media.subtitle` its `subtitles` yourself"
+        )));
+    }
+    let words: Vec<Json> =
+        items.iter().map(|(s, e, t)| json!({"start": s, "end": e, "text": t.trim()})).collect();
+    Ok(json!({ "lines": lines(&items), "words": words, "raw": raw }))
 }
 
 /// (start, end, text) of every timed item, wherever the answer keeps them.
