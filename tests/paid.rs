@@ -1,5 +1,6 @@
-//! A simulator started in this process for tests about paid calls (resume, cache, runs):
-//! its base URL for `COMETAPI_BASE_URL`, and what its `/_sim/stats` counted.
+//! A simulator started in this process for tests that count what reached the API (resume,
+//! cache, runs, request shapes, limits): it accepts only [`KEY`], gives its base URL for
+//! `COMETAPI_BASE_URL`, and reads back what its `/_sim/stats` counted.
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,7 @@ pub struct Sim {
 impl Sim {
     pub fn start(spec: &str) -> Sim {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let spec = format!("key={KEY},{spec}");
         let handle = rt.block_on(cometflow::sim::start(spec.parse().unwrap())).unwrap();
         Sim { base_url: handle.base_url.clone(), _handle: handle, rt }
     }
@@ -34,6 +36,17 @@ impl Sim {
     pub fn stats(&self) -> Json {
         let url = format!("{}/_sim/stats", self.base_url);
         self.rt.block_on(async { reqwest::get(url).await.unwrap().json().await.unwrap() })
+    }
+
+    /// Clears the counters and the request log (tasks stay pollable).
+    pub fn reset(&self) {
+        let url = format!("{}/_sim/reset", self.base_url);
+        self.rt.block_on(async { reqwest::Client::new().post(url).send().await.unwrap() });
+    }
+
+    /// The requests the simulator logged: method, path, shaping headers, body.
+    pub fn requests(&self) -> Vec<Json> {
+        self.stats()["requests_log"].as_array().cloned().unwrap_or_default()
     }
 
     pub fn submits(&self, family: &str) -> u64 {

@@ -5,9 +5,7 @@
 
 use serde_json::{json, Value as Json};
 
-use crate::harness::Test;
-
-const KEY: &str = "sk-shapes-5e2a";
+use crate::paid::{Sim, KEY};
 
 struct Case {
     /// The steps, YAML under `steps:`; a `pic.png` file is in the folder.
@@ -27,27 +25,13 @@ fn matches(actual: &Json, expected: &Json) -> bool {
 
 /// Runs every case's pipeline against one simulator; checks the first request to `path`.
 fn check(cases: &[Case]) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let spec = format!("key={KEY},task_time=50ms");
-    let sim = rt.block_on(cometflow::sim::start(spec.parse().unwrap())).unwrap();
+    let sim = Sim::start("task_time=50ms");
     for case in cases {
-        rt.block_on(async {
-            reqwest::Client::new().post(format!("{}/_sim/reset", sim.base_url)).send().await
-        })
-        .unwrap();
+        sim.reset();
         let yaml = format!("name: shapes\nsteps:\n{}", case.steps);
-        let out = Test::new()
-            .pipeline(&yaml)
-            .file("pic.png", "not really a png")
-            .env("COMETAPI_BASE_URL", &sim.base_url)
-            .env("COMETAPI_KEY", KEY)
-            .args(&["run", "pipeline.yaml"])
-            .run();
+        let out = sim.test(&yaml).file("pic.png", "not really a png").args(&["run", "pipeline.yaml"]).run();
         assert_eq!(out.code, 0, "{}\n{}", case.steps, out.stderr);
-        let stats: Json = rt
-            .block_on(async { reqwest::get(format!("{}/_sim/stats", sim.base_url)).await?.json().await })
-            .unwrap();
-        let log = stats["requests_log"].as_array().cloned().unwrap_or_default();
+        let log = sim.requests();
         let seen = log.iter().find(|r| r["method"] == case.method && r["path"] == case.path);
         let seen = seen.unwrap_or_else(|| panic!("no {} {} in {log:#?}", case.method, case.path));
         assert!(matches(seen, &case.expect), "{}: sent {seen:#}\nexpected {:#}", case.path, case.expect);
@@ -152,20 +136,10 @@ fn suno_extras_send_the_family_fields() {
 }
 
 fn second_submit_matches(steps: &str, body: Json) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let sim =
-        rt.block_on(cometflow::sim::start(format!("key={KEY},task_time=50ms").parse().unwrap())).unwrap();
-    let out = Test::new()
-        .pipeline(&format!("name: shapes\nsteps:\n{steps}"))
-        .env("COMETAPI_BASE_URL", &sim.base_url)
-        .env("COMETAPI_KEY", KEY)
-        .args(&["run", "pipeline.yaml"])
-        .run();
+    let sim = Sim::start("task_time=50ms");
+    let out = sim.test(&format!("name: shapes\nsteps:\n{steps}")).args(&["run", "pipeline.yaml"]).run();
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let stats: Json = rt
-        .block_on(async { reqwest::get(format!("{}/_sim/stats", sim.base_url)).await?.json().await })
-        .unwrap();
-    let log = stats["requests_log"].as_array().cloned().unwrap_or_default();
+    let log = sim.requests();
     let submits: Vec<&Json> = log.iter().filter(|r| r["path"] == "/suno/submit/music").collect();
     assert_eq!(submits.len(), 2, "{log:#?}");
     assert!(matches(submits[1], &json!({"body": body})), "sent {:#}", submits[1]);

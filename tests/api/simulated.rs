@@ -161,15 +161,11 @@ fn an_unknown_model_is_named_and_not_retried() {
 
 #[test]
 fn kling_concurrency_limits_hold_under_a_wide_fan_out() {
-    let rt = runtime();
-    let sim = rt.block_on(cometflow::sim::start("task_time=300ms".parse().unwrap())).unwrap();
+    let sim = crate::paid::Sim::start("task_time=300ms");
     let yaml = "name: fan\nlimits:\n  kling: { concurrency: 2 }\nsteps:\n  clip:\n    uses: kling.text2video\n    for_each: \"{{ range(20) }}\"\n    poll: { interval: 50ms, max_interval: 100ms }\n    with: { prompt: \"shot {{ item }}\" }\n";
-    let case = case(yaml).env("COMETAPI_BASE_URL", &sim.base_url).env("COMETAPI_KEY", KEY);
-    let run = case.run_with(&["--concurrency", "20"]);
+    let run = sim.test(yaml).args(&["run", "pipeline.yaml", "--json", "--concurrency", "20"]).run();
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let stats: Json = rt
-        .block_on(async { reqwest::get(format!("{}/_sim/stats", sim.base_url)).await.unwrap().json().await })
-        .unwrap();
+    let stats = sim.stats();
     let kling = &stats["families"]["kling"];
     assert_eq!(kling["submits"], 20, "{stats}");
     assert!(kling["max_in_flight"].as_u64().unwrap() <= 2, "{stats}");
