@@ -68,10 +68,13 @@ fn finish(
     remaining: &mut [usize],
     ready: &mut Vec<StepIdx>,
 ) {
-    let view = Value::from_serialize(serde_json::json!({
-        "outputs": record.outputs,
-        "status": record.status.as_str(),
-    }));
+    // Straight from the record: no intermediate JSON copy of the outputs on this hot path.
+    #[derive(serde::Serialize)]
+    struct View<'a> {
+        outputs: &'a serde_json::Value,
+        status: &'static str,
+    }
+    let view = Value::from_serialize(View { outputs: &record.outputs, status: record.status.as_str() });
     let _ = shared.results.slots[i].set(view);
     let _ = shared.events.send(Event::Finished {
         step: i,
