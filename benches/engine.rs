@@ -56,7 +56,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn load(path: &Path) -> Plan {
-    cometflow::load_plan(path, &cometflow::registry())
+    cometflow::load_plan(path, &cometflow::steps::Registry::from_env())
         .unwrap_or_else(|d| panic!("invalid bench pipeline: {d:?}"))
 }
 

@@ -6,7 +6,6 @@
 //! configured host as `Authorization: Bearer`, never into a message, a log line or a file.
 //! It must not know about pipelines or the engine, only `StepCtx`'s small surface.
 
-pub(crate) mod catalog;
 pub mod config;
 pub(crate) mod download;
 pub(crate) mod errors;
@@ -22,17 +21,17 @@ use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::Value as Json;
 
-use crate::steps::StepError;
-use config::{Endpoint, Secret};
+use crate::contract::{ErrorKind, StepError};
+pub use config::Endpoint;
+use config::Secret;
 use retry::{Backoff, Call, Verdict};
 
-pub use config::{backend, simulate};
-
-/// The shared client and where it points.
-pub(crate) struct Api {
-    pub http: reqwest::Client,
-    pub endpoint: Endpoint,
-    pub backoff: Backoff,
+/// The client every provider step uses and where it points: built once per process (or per
+/// test) and handed to the kinds, never looked up from global state.
+pub struct Api {
+    http: OnceLock<Result<reqwest::Client, String>>,
+    pub(crate) endpoint: Endpoint,
+    pub(crate) backoff: Backoff,
 }
 
 /// A request body: none, JSON, or a multipart form (rebuilt per try: forms cannot be cloned).
@@ -112,28 +111,36 @@ impl From<ApiError> for StepError {
     }
 }
 
-static API: OnceLock<Result<Api, String>> = OnceLock::new();
-
-/// The process's client, built on first use.
-pub(crate) fn api() -> Result<&'static Api, StepError> {
-    API.get_or_init(|| {
-        let read_timeout = std::env::var("COMETFLOW_HTTP_READ_TIMEOUT")
-            .ok()
-            .and_then(|v| crate::model::parse_duration(&v).ok())
-            .unwrap_or(Duration::from_secs(120));
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(read_timeout)
-            .user_agent(concat!("cometflow/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
-        Ok(Api { http, endpoint: config::endpoint(), backoff: Backoff::from_env() })
-    })
-    .as_ref()
-    .map_err(|e| StepError::fatal(e.clone()))
-}
-
 impl Api {
+    /// A client for `endpoint`; the HTTP connection pool itself is made on first use, so
+    /// commands that never call (validate, kinds) pay nothing for it.
+    pub fn new(endpoint: Endpoint) -> Self {
+        Api { http: OnceLock::new(), endpoint, backoff: Backoff::from_env() }
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The pooled HTTP client.
+    pub(crate) fn http(&self) -> Result<&reqwest::Client, ApiError> {
+        self.http
+            .get_or_init(|| {
+                let read_timeout = std::env::var("COMETFLOW_HTTP_READ_TIMEOUT")
+                    .ok()
+                    .and_then(|v| crate::model::parse_duration(&v).ok())
+                    .unwrap_or(Duration::from_secs(120));
+                reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .read_timeout(read_timeout)
+                    .user_agent(concat!("cometflow/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|e| format!("cannot set up the HTTP client: {e}"))
+            })
+            .as_ref()
+            .map_err(|e| ApiError::new(e.clone()))
+    }
+
     /// The key, or the message that says how to provide one. Checked before any request.
     pub(crate) fn key(&self) -> Result<&Secret, StepError> {
         self.endpoint.key.as_ref().ok_or_else(|| {
@@ -141,6 +148,7 @@ impl Api {
                 "no CometAPI key: set `COMETAPI_KEY` in the environment (export COMETAPI_KEY=sk-...) \
                  or in a `.env` file in the current folder; `cometflow run --simulate` needs no key",
             )
+            .kind(ErrorKind::Environment)
         })
     }
 
@@ -193,9 +201,10 @@ impl Api {
         let key = self.key().map_err(|e| ApiError::new(e.message))?.clone();
         let url = self.url(path);
         let what = format!("`{method} {}`", path_of(&url));
+        let http = self.http()?;
         let reply = self
             .send_with(call, &what, Expect::Json, || {
-                let mut req = self.http.request(method.clone(), &url).bearer_auth(key.expose());
+                let mut req = http.request(method.clone(), &url).bearer_auth(key.expose());
                 for (k, v) in headers {
                     req = req.header(k.as_str(), v.as_str());
                 }

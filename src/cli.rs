@@ -18,19 +18,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::diag::{render, Diagnostic};
-
-/// Exit statuses, decided here and nowhere else.
-pub mod exit {
-    pub const OK: i32 = 0;
-    /// A step failed, a pipeline with `budget:` met an exhausted balance (nothing was
-    /// run), or `balance` could not read the balance.
-    pub const FAILED: i32 = 1;
-    /// The pipeline or the command line is invalid; nothing was run.
-    pub const INVALID: i32 = 2;
-    /// Interrupted (Ctrl-C); the run can be resumed.
-    pub const INTERRUPTED: i32 = 130;
-}
+use crate::api::Endpoint;
+use crate::error::{Failure, Outcome};
+use crate::steps::Registry;
 
 const ABOUT: &str = "Run YAML pipelines of generative-AI calls (CometAPI) as a concurrent DAG";
 
@@ -127,17 +117,9 @@ pub struct FileArg {
     pub file: PathBuf,
 }
 
-/// Prints diagnostics to stderr, with a count when there are several.
-pub fn report_diagnostics(diags: &[Diagnostic]) {
-    let mut out = String::new();
-    for d in diags {
-        out.push_str(&render(d));
-        out.push('\n');
-    }
-    if diags.len() > 1 {
-        out.push_str(&format!("{} problems found; nothing was run\n", diags.len()));
-    }
-    eprint!("{out}");
+/// Every kind, with a client configured from the environment (used only if a step runs).
+pub(crate) fn registry() -> Registry {
+    Registry::from_env()
 }
 
 /// The reporter's detail level from `-q` / `-v`.
@@ -152,18 +134,15 @@ pub(crate) fn verbosity(output: &OutputArgs) -> crate::report::Verbosity {
     }
 }
 
-/// The async runtime for a command, or `None` after saying why it could not start.
-pub(crate) fn runtime() -> Option<tokio::runtime::Runtime> {
-    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => Some(rt),
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            None
-        }
-    }
+/// The async runtime for a command.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Environment(format!("cannot start the async runtime: {e}")))
 }
 
-pub fn dispatch(cli: Cli) -> i32 {
+pub fn dispatch(cli: Cli) -> Outcome {
     match cli.command {
         Command::Run(args) => run::run(args, &cli.output),
         Command::Validate(args) => validate::validate(args),
@@ -181,17 +160,36 @@ pub fn dispatch(cli: Cli) -> i32 {
     }
 }
 
-/// Starts the simulator in this process and points the API client at it. Tasks take 1 s
-/// unless `COMETFLOW_SIM` says otherwise, so demos are quick.
-pub(crate) async fn start_simulator() -> Result<crate::sim::SimHandle, String> {
+/// The simulator, kept alive while its handle is, and the endpoint that reaches it.
+pub(crate) struct Simulator {
+    _handle: crate::sim::SimHandle,
+    pub endpoint: Endpoint,
+}
+
+/// Starts the simulator in this process when asked. Tasks take 1 s unless `COMETFLOW_SIM`
+/// says otherwise, so demos are quick.
+pub(crate) async fn start_simulator() -> Result<Simulator, Failure> {
     let spec = std::env::var("COMETFLOW_SIM").unwrap_or_default();
-    let config: crate::sim::SimConfig =
-        format!("task_time=1s,{spec}").parse().map_err(|e| format!("error: `COMETFLOW_SIM`: {e}"))?;
+    let config: crate::sim::SimConfig = format!("task_time=1s,{spec}")
+        .parse()
+        .map_err(|e| Failure::Invalid(format!("`COMETFLOW_SIM`: {e}")))?;
     let key = config.key.clone().unwrap_or_else(|| "sk-simulated".to_owned());
     let handle = crate::sim::start(config).await.map_err(|e| {
-        format!("error: cannot start the simulator on 127.0.0.1: {e}; check that local ports can be opened")
+        Failure::Environment(format!(
+            "cannot start the simulator on 127.0.0.1: {e}; check that local ports can be opened"
+        ))
     })?;
     tracing::debug!(base = %handle.base_url, "simulator started");
-    crate::api::simulate(&handle.base_url, &key);
-    Ok(handle)
+    let endpoint = Endpoint::simulator(&handle.base_url, &key);
+    Ok(Simulator { _handle: handle, endpoint })
+}
+
+/// The endpoint a command calls: the simulator when `simulate`, else the environment's.
+pub(crate) async fn endpoint(simulate: bool) -> Result<(Endpoint, Option<Simulator>), Failure> {
+    if simulate {
+        let sim = start_simulator().await?;
+        Ok((sim.endpoint.clone(), Some(sim)))
+    } else {
+        Ok((Endpoint::from_env(), None))
+    }
 }

@@ -180,6 +180,19 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
     }
 }
 
+/// Prints diagnostics to stderr, with a count when there are several.
+pub fn report(diags: &[Diagnostic]) {
+    let mut out = String::new();
+    for d in diags {
+        out.push_str(&render(d));
+        out.push('\n');
+    }
+    if diags.len() > 1 {
+        out.push_str(&format!("{} problems found; nothing was run\n", diags.len()));
+    }
+    eprint!("{out}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,9 +23,9 @@ use serde_json::Value as Json;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::contract::{Budget, EventSink};
 use crate::model::{Pipeline, Step};
 use crate::plan::Plan;
-use crate::steps::Budget;
 use crate::template::Scope;
 use events::EventTx;
 use hooks::{Cache, Journal, Prior};
@@ -88,6 +88,8 @@ struct Shared {
     budget: Arc<Budget>,
     cancel: CancellationToken,
     events: EventTx,
+    /// The same channel, as kinds see it.
+    sink: Arc<dyn EventSink>,
     journal: Arc<dyn Journal>,
     cache: Option<Arc<dyn Cache>>,
     prior: Prior,
@@ -139,6 +141,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions, events: EventTx) -> RunR
         families: pipeline.limits.iter().map(|(f, l)| (f.clone(), FamilyLimit::new(l))).collect(),
         budget: Arc::new(Budget::new(pipeline.budget)),
         cancel: opts.cancel.clone(),
+        sink: Arc::new(events.clone()),
         events,
         journal: opts.journal.clone(),
         cache: opts.cache.clone(),

@@ -4,9 +4,12 @@
 //! `validate` -> `model::Pipeline` -> `plan::Plan` -> `engine::execute` -> `RunRecord`.
 
 pub mod api;
+pub mod catalog;
 pub mod cli;
+pub mod contract;
 pub mod diag;
 pub mod engine;
+pub mod error;
 mod html;
 pub mod media;
 pub mod model;
@@ -32,13 +35,6 @@ use crate::diag::Diagnostic;
 use crate::plan::Plan;
 use crate::steps::Registry;
 
-/// Every step kind this build knows.
-pub fn registry() -> Registry {
-    let mut registry = Registry::builtin();
-    steps::providers::register(&mut registry);
-    registry
-}
-
 /// Reads, validates and plans a pipeline file.
 pub fn load_plan(path: &Path, registry: &Registry) -> Result<Plan, Vec<Diagnostic>> {
     let pipeline = validate::load(path, registry)?;
@@ -51,11 +47,13 @@ pub fn run() -> i32 {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { cli::exit::INVALID } else { cli::exit::OK };
+            return if e.use_stderr() { error::code::INVALID } else { error::code::OK };
         }
     };
     init_logging(cli.output.verbose);
-    cli::dispatch(cli)
+    let outcome = cli::dispatch(cli);
+    error::report(&outcome);
+    error::exit_code(&outcome)
 }
 
 fn init_logging(verbose: u8) {

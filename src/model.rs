@@ -10,12 +10,10 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde_json::Value as Json;
 
+use crate::contract::StepKind;
+pub use crate::contract::{PollPolicy, StepIdx};
 use crate::source::Source;
-use crate::steps::StepKind;
 use crate::template::Tmpl;
-
-/// A step's position in `Pipeline::steps`; also its node in the plan's graph.
-pub type StepIdx = usize;
 
 #[derive(Debug)]
 pub struct Pipeline {
@@ -44,6 +42,8 @@ pub struct Step {
     pub id: String,
     pub uses: String,
     pub kind: Arc<dyn StepKind>,
+    /// The outputs it will have, when known before it runs (checked by references).
+    pub outputs: Option<Vec<String>>,
     pub description: Option<String>,
     pub with: Tmpl,
     /// `needs:` as written; resolved into `deps`.
@@ -72,9 +72,9 @@ impl std::fmt::Debug for Step {
 }
 
 impl Step {
-    /// The provider family a kind belongs to: its name before the first dot.
+    /// The provider family a kind belongs to, as `limits:` names it (from its spec).
     pub fn family(&self) -> &str {
-        self.uses.split('.').next().unwrap_or(&self.uses)
+        &self.kind.spec().family
     }
 }
 
@@ -104,18 +104,6 @@ impl RetryPolicy {
         let cap = exp.min(self.max_backoff);
         // Half fixed, half random: never zero, never a thundering herd.
         cap / 2 + cap.mul_f64(fastrand::f64() / 2.0)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PollPolicy {
-    pub interval: Duration,
-    pub max_interval: Duration,
-}
-
-impl Default for PollPolicy {
-    fn default() -> Self {
-        PollPolicy { interval: Duration::from_secs(1), max_interval: Duration::from_secs(10) }
     }
 }
 

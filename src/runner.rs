@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::events::Event;
 use crate::engine::{RunOptions, RunRecord};
+use crate::error::Failure;
 use crate::plan::Plan;
 use crate::report::{summary, Human, Verbosity};
 
@@ -26,18 +27,21 @@ pub struct Launch {
     pub resume: Option<String>,
     /// Do not reuse cached results (still store new ones).
     pub fresh: bool,
+    /// Which backend answers provider calls (`Endpoint::backend`): part of every cache key.
+    pub backend: String,
 }
 
 /// Runs to the end and returns the record, already saved as `run.json` in its folder.
-/// Errs only when the run could not start (the state directory is not writable).
-pub async fn launch(l: Launch) -> Result<RunRecord, String> {
+/// Errs only when the run could not start (the state store is unusable).
+pub async fn launch(l: Launch) -> Result<RunRecord, Failure> {
     let pipeline = l.plan.pipeline.clone();
     let state = crate::store::state_dir();
-    let db = crate::store::Db::open(&state).map_err(|e| e.to_string())?;
+    let store_err = |e: crate::store::StoreError| Failure::Environment(e.to_string());
+    let db = crate::store::Db::open(&state).map_err(store_err)?;
     let (run_id, run_dir, prior) = match &l.resume {
         Some(id) => {
-            let prior = crate::store::resume::prior(&db, id).map_err(|e| e.to_string())?;
-            crate::store::runs::resume(&db, id).map_err(|e| e.to_string())?;
+            let prior = crate::store::resume::prior(&db, id).map_err(store_err)?;
+            crate::store::runs::resume(&db, id).map_err(store_err)?;
             let dir = crate::store::create_run_dir(&state, id).map_err(|e| unwritable(&state, &e))?;
             (id.clone(), dir, Some(prior))
         }
@@ -49,7 +53,7 @@ pub async fn launch(l: Launch) -> Result<RunRecord, String> {
             let file = file.display().to_string();
             let dir_text = dir.display().to_string();
             crate::store::runs::begin(&db, &id, &pipeline.name, &file, &l.inputs, &dir_text)
-                .map_err(|e| e.to_string())?;
+                .map_err(store_err)?;
             (id, dir, None)
         }
     };
@@ -76,7 +80,7 @@ pub async fn launch(l: Launch) -> Result<RunRecord, String> {
             db: db.clone(),
             run_id: run_id.clone(),
             read: !l.fresh,
-            backend: crate::api::backend(),
+            backend: l.backend,
         })),
         resumed: prior.is_some(),
         prior: prior.unwrap_or_default(),
@@ -98,11 +102,11 @@ pub async fn launch(l: Launch) -> Result<RunRecord, String> {
     Ok(record)
 }
 
-fn unwritable(state: &std::path::Path, e: &std::io::Error) -> String {
-    format!(
+fn unwritable(state: &std::path::Path, e: &std::io::Error) -> Failure {
+    Failure::Environment(format!(
         "cannot create the run directory under `{}`: {e}; set COMETFLOW_STATE_DIR to a writable folder",
         state.display()
-    )
+    ))
 }
 
 /// `env.NAME` for the names the pipeline lists, plus every `COMETFLOW_*` variable.

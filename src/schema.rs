@@ -53,10 +53,10 @@ mod tests {
 
     #[test]
     fn every_kind_gets_a_branch_tied_to_its_uses() {
-        let schema = pipeline_schema(&crate::registry());
+        let schema = pipeline_schema(&crate::steps::Registry::from_env());
         let step = &schema["definitions"][RawStep::schema_name().as_ref()];
         let branches = step["allOf"].as_array().unwrap();
-        for kind in crate::registry().names() {
+        for kind in crate::steps::Registry::from_env().names() {
             assert!(
                 branches.iter().any(|b| b["if"]["properties"]["uses"]["const"] == kind),
                 "no `with` schema for `{kind}`"

@@ -120,20 +120,31 @@ pub fn check(
         }
     });
 
+    // Exactly the families `cometflow kinds` shows: each kind's spec names its own.
     let families: Vec<String> = {
-        let mut f: Vec<String> =
-            registry.names().map(|n| n.split('.').next().unwrap_or(n).to_owned()).collect();
+        let mut f: Vec<String> = registry.iter().map(|k| k.spec().family.clone()).collect();
+        f.sort();
         f.dedup();
         f
     };
     let mut limits = IndexMap::new();
     for (family, l) in raw.limits {
         if !families.contains(&family) {
-            let help = did_you_mean(&family, families.iter().map(String::as_str));
+            let help = match registry.get(&family) {
+                Some(kind) => format!(
+                    "`{family}` is a kind of the `{}` family: write `{}`",
+                    kind.spec().family,
+                    kind.spec().family
+                ),
+                None => did_you_mean(&family, families.iter().map(String::as_str)),
+            };
             c.error_at_key(
                 &path!["limits", family.as_str()],
                 format!("`{family}` is not a provider family"),
-                format!("limits are keyed by the part of a kind's name before the dot; {help}"),
+                format!(
+                    "limits are keyed by the families `cometflow kinds` shows ({}); {help}",
+                    families.join(", ")
+                ),
             );
         }
         if l.concurrency == Some(0) {
@@ -439,6 +450,7 @@ fn check_step(
     };
 
     let spec = kind.spec();
+    let outputs = kind.output_names(&with);
     Some(Step {
         retry: retry(c, raw.retry.as_ref(), defaults.retry.as_ref(), sub("retry")),
         timeout: c.duration(raw.timeout.as_ref(), sub("timeout")).or(defaults.timeout),
@@ -447,7 +459,9 @@ fn check_step(
         continue_on_error: raw.continue_on_error.unwrap_or(false),
         id,
         uses,
-        kind,
+        // The engine sees only the run-time contract; the load-time hooks are done with.
+        kind: kind.clone(),
+        outputs,
         description: raw.description,
         with,
         needs: raw_needs(&raw.needs),

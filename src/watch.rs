@@ -15,13 +15,19 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::RunRecord;
+use crate::error::Failure;
 use crate::report::Verbosity;
 use crate::runner::Launch;
+use crate::steps::Registry;
 use events::FsEvents;
 use targets::Targets;
 
 pub struct WatchOptions {
     pub file: PathBuf,
+    /// The kinds pipelines may use, calling the API through one client.
+    pub registry: Registry,
+    /// Which backend answers provider calls, for the cache.
+    pub backend: String,
     pub inputs: Vec<(String, String)>,
     pub concurrency: Option<usize>,
     pub verbosity: Verbosity,
@@ -38,7 +44,7 @@ pub enum Outcome {
 
 struct Running {
     cancel: CancellationToken,
-    handle: JoinHandle<Result<RunRecord, String>>,
+    handle: JoinHandle<Result<RunRecord, Failure>>,
 }
 
 impl Running {
@@ -51,16 +57,16 @@ impl Running {
 enum Wake {
     Shutdown,
     /// The run ended; an error means it could not start.
-    Finished(Result<(), String>),
+    Finished(Result<(), Failure>),
     Changed(BTreeSet<PathBuf>),
     WatcherGone,
 }
 
 /// Runs until `shutdown` completes. Errs only when files cannot be watched at all.
-pub async fn run(opts: WatchOptions, shutdown: impl Future<Output = ()>) -> Result<Outcome, String> {
-    let mut fs = FsEvents::new()?;
-    let mut targets = Targets::new(&opts.file, &[])?;
-    fs.set(&targets.dirs())?;
+pub async fn run(opts: WatchOptions, shutdown: impl Future<Output = ()>) -> Result<Outcome, Failure> {
+    let mut fs = FsEvents::new().map_err(Failure::Environment)?;
+    let mut targets = Targets::new(&opts.file, &[]).map_err(Failure::Invalid)?;
+    fs.set(&targets.dirs()).map_err(Failure::Environment)?;
     tokio::pin!(shutdown);
     let mut current: Option<Running> = None;
     let mut reload = true;
@@ -97,7 +103,7 @@ pub async fn run(opts: WatchOptions, shutdown: impl Future<Output = ()>) -> Resu
             Wake::Finished(r) => {
                 current = None;
                 if let Err(e) = r {
-                    eprintln!("error: {e}");
+                    crate::error::report(&Err(e));
                 }
                 eprintln!("cometflow: watching `{}` for changes (Ctrl-C to stop)", opts.file.display());
             }
@@ -110,23 +116,27 @@ pub async fn run(opts: WatchOptions, shutdown: impl Future<Output = ()>) -> Resu
                 }
                 reload = true;
             }
-            Wake::WatcherGone => return Err("the file watcher stopped; restart `cometflow watch`".into()),
+            Wake::WatcherGone => {
+                return Err(Failure::Environment(
+                    "the file watcher stopped; restart `cometflow watch`".into(),
+                ))
+            }
         }
     }
 }
 
-async fn finished(current: &mut Option<Running>) -> Result<RunRecord, String> {
+async fn finished(current: &mut Option<Running>) -> Result<RunRecord, Failure> {
     match current {
-        Some(r) => {
-            (&mut r.handle).await.unwrap_or_else(|e| Err(format!("the run stopped unexpectedly: {e}")))
-        }
+        Some(r) => (&mut r.handle)
+            .await
+            .unwrap_or_else(|e| Err(Failure::Failed(format!("the run stopped unexpectedly: {e}")))),
         None => std::future::pending().await,
     }
 }
 
 /// Loads the pipeline and its inputs, or reports why not and returns `None`.
 fn load(opts: &WatchOptions) -> Option<Launch> {
-    let loaded = crate::load_plan(&opts.file, &crate::registry()).and_then(|plan| {
+    let loaded = crate::load_plan(&opts.file, &opts.registry).and_then(|plan| {
         let inputs = crate::validate::resolve_inputs(&plan.pipeline, &opts.inputs)?;
         Ok((plan, inputs))
     });
@@ -139,9 +149,10 @@ fn load(opts: &WatchOptions) -> Option<Launch> {
             cancel: CancellationToken::new(),
             resume: None,
             fresh: false,
+            backend: opts.backend.clone(),
         }),
         Err(diags) => {
-            crate::cli::report_diagnostics(&diags);
+            crate::diag::report(&diags);
             eprintln!("cometflow: fix `{}` and save; watching for changes", opts.file.display());
             None
         }

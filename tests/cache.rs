@@ -96,6 +96,6 @@ fn simulated_results_never_stand_in_for_real_ones() {
     let again = t.then(&["run", "pipeline.yaml", "--simulate", "--json"]);
     assert_eq!(again.json()["steps"]["song"]["cached"], true, "simulated runs share their cache");
     let real = t.then(&["run", "pipeline.yaml", "--json"]);
-    assert_eq!(real.code, 1, "{}", real.stderr);
+    assert_eq!(real.code, 3, "no key: {}", real.stderr);
     assert!(real.stderr.contains("COMETAPI_KEY"), "{}", real.stderr);
 }

@@ -31,14 +31,14 @@ fn runs_lists_newest_first_and_show_has_the_task_ids() {
 }
 
 #[test]
-fn a_garbage_state_db_is_named_with_what_to_do_and_exits_1() {
+fn a_garbage_state_db_is_named_with_what_to_do_and_exits_with_the_environment_code() {
     let t = Test::new().pipeline("name: g\nsteps:\n  a:\n    run: \"true\"\n");
     std::fs::create_dir_all(t.state_dir()).unwrap();
     let db = t.state_dir().join("state.db");
     std::fs::write(&db, "this is not a database, just some text that is long enough".repeat(100)).unwrap();
     for args in [&["run", "pipeline.yaml"][..], &["runs"][..]] {
         let out = t.then(args);
-        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
+        assert_eq!(out.code, 3, "{args:?}: {}", out.stderr);
         assert!(
             out.stderr.contains(&format!("`{}` is not a readable SQLite database", db.display())),
             "{}",

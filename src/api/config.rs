@@ -1,12 +1,11 @@
 //! Where the client points and with which key: `COMETAPI_BASE_URL` (host form, a trailing
 //! `/v1` or `/` dropped so task routes like `/suno/...` derive from the host), and
 //! `COMETAPI_KEY`, each from the environment or else a `.env` file in the current directory.
-//! `run --simulate` overrides both once, before any step runs.
+//! `--simulate` points a client at the in-process simulator instead.
 //!
 //! It owns the key's only copy in memory ([`Secret`]); it must not know about HTTP.
 
 use std::fmt;
-use std::sync::OnceLock;
 
 pub(crate) const DEFAULT_BASE_URL: &str = "https://api.cometapi.com";
 
@@ -28,41 +27,43 @@ impl fmt::Debug for Secret {
 
 /// A base URL and, when one was found, the key to send to it.
 #[derive(Debug, Clone)]
-pub(crate) struct Endpoint {
+pub struct Endpoint {
     /// `scheme://host[:port]`, no trailing slash, no `/v1`.
-    pub base: String,
-    pub key: Option<Secret>,
+    pub(crate) base: String,
+    pub(crate) key: Option<Secret>,
+    /// The in-process simulator answers (`--simulate`).
+    pub(crate) simulated: bool,
 }
 
-static OVERRIDE: OnceLock<Endpoint> = OnceLock::new();
-
-/// Points every later request at `base` with `key` (the in-process simulator).
-pub fn simulate(base: &str, key: &str) {
-    // Set once per process; a second `--simulate` in one process cannot happen.
-    let _ = OVERRIDE.set(Endpoint { base: normalize_base(base), key: Some(Secret(key.to_owned())) });
-}
-
-/// Which backend answers this process's calls, for keying cached results: the
-/// in-process simulator's answers must never stand in for the real API's.
-pub fn backend() -> String {
-    match OVERRIDE.get() {
-        Some(_) => "simulator".to_owned(),
-        None => endpoint().base,
+impl Endpoint {
+    /// CometAPI as the environment (or `.env`) configures it.
+    pub fn from_env() -> Self {
+        let base = from_env_or_dotenv("COMETAPI_BASE_URL").unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+        Endpoint {
+            base: normalize_base(&base),
+            key: from_env_or_dotenv("COMETAPI_KEY").map(Secret),
+            simulated: false,
+        }
     }
-}
 
-/// Whether `--simulate` pointed this process at the simulator.
-pub(crate) fn simulated() -> bool {
-    OVERRIDE.get().is_some()
-}
-
-/// The endpoint for this process: the override, or the environment.
-pub(crate) fn endpoint() -> Endpoint {
-    if let Some(e) = OVERRIDE.get() {
-        return e.clone();
+    /// The in-process simulator at `base`, with its own key.
+    pub fn simulator(base: &str, key: &str) -> Self {
+        Endpoint { base: normalize_base(base), key: Some(Secret(key.to_owned())), simulated: true }
     }
-    let base = from_env_or_dotenv("COMETAPI_BASE_URL").unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
-    Endpoint { base: normalize_base(&base), key: from_env_or_dotenv("COMETAPI_KEY").map(Secret) }
+
+    /// Which backend answers, for keying cached results: the simulator's answers must
+    /// never stand in for the real API's.
+    pub fn backend(&self) -> String {
+        if self.simulated {
+            "simulator".to_owned()
+        } else {
+            self.base.clone()
+        }
+    }
+
+    pub fn has_key(&self) -> bool {
+        self.key.is_some()
+    }
 }
 
 /// `https://api.cometapi.com/v1/` -> `https://api.cometapi.com`; a bare host gets `https://`.

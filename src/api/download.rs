@@ -11,22 +11,21 @@ use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use super::retry::{self, Verdict};
-use super::{api, errors, path_of};
-use crate::steps::StepError;
+use super::{errors, path_of, Api};
+use crate::contract::StepError;
 
 /// Larger files are refused: no result of these APIs comes near it.
 pub(crate) const MAX_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
 /// Downloads `url` to `dir/<stem>.<ext>` and returns the absolute path.
-pub(crate) async fn fetch(dir: &Path, url: &str, stem: &str) -> Result<PathBuf, StepError> {
-    let api = api()?;
+pub(crate) async fn fetch(api: &Api, dir: &Path, url: &str, stem: &str) -> Result<PathBuf, StepError> {
     let what = format!("downloading `{}`", api.redact(path_of(url)));
     let mut last = String::new();
     for attempt in 1..=api.backoff.tries {
         if attempt > 1 {
             tokio::time::sleep(api.backoff.delay(attempt)).await;
         }
-        match try_once(dir, url, stem).await {
+        match try_once(api, dir, url, stem).await {
             Ok(path) => return Ok(std::path::absolute(&path).unwrap_or(path)),
             Err((message, Verdict::Final)) => {
                 return Err(StepError::fatal(api.redact(&format!("{what}: {message}"))))
@@ -46,9 +45,9 @@ pub(crate) async fn fetch(dir: &Path, url: &str, stem: &str) -> Result<PathBuf, 
     ))))
 }
 
-async fn try_once(dir: &Path, url: &str, stem: &str) -> Result<PathBuf, (String, Verdict)> {
-    let api = api().map_err(|e| (e.message, Verdict::Final))?;
-    let response = api.http.get(url).send().await.map_err(|e| (e.to_string(), Verdict::Retry(None)))?;
+async fn try_once(api: &Api, dir: &Path, url: &str, stem: &str) -> Result<PathBuf, (String, Verdict)> {
+    let http = api.http().map_err(|e| (e.message, Verdict::Final))?;
+    let response = http.get(url).send().await.map_err(|e| (e.to_string(), Verdict::Retry(None)))?;
     let status = response.status();
     if !status.is_success() {
         let headers = response.headers().clone();

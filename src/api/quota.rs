@@ -58,7 +58,7 @@ pub(crate) fn usd(amount: f64) -> String {
 /// Where to ask: the simulator's route under `--simulate`, else `COMETAPI_QUOTA_URL`, else
 /// CometAPI's query host.
 fn quota_url(endpoint: &config::Endpoint) -> String {
-    if config::simulated() {
+    if endpoint.simulated {
         return format!("{}/user/quota", endpoint.base);
     }
     std::env::var("COMETAPI_QUOTA_URL")
@@ -68,8 +68,7 @@ fn quota_url(endpoint: &config::Endpoint) -> String {
 }
 
 /// Reads the balance with the configured key. Errors are worded for the user, key removed.
-pub(crate) async fn fetch() -> Result<Balance, String> {
-    let endpoint = config::endpoint();
+pub(crate) async fn fetch(endpoint: &config::Endpoint) -> Result<Balance, String> {
     let Some(key) = endpoint.key.clone() else {
         return Err("no CometAPI key: set `COMETAPI_KEY` (or put it in `.env`)".to_owned());
     };
@@ -80,7 +79,7 @@ pub(crate) async fn fetch() -> Result<Balance, String> {
         .user_agent(concat!("cometflow/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
-    let url = quota_url(&endpoint);
+    let url = quota_url(endpoint);
     let reply = http
         .get(&url)
         .query(&[("key", key.expose())])

@@ -9,10 +9,10 @@
 use reqwest::Method;
 use serde_json::Value as Json;
 
-use super::catalog::{pick, scalar, TaskSpec};
 use super::retry::Call;
-use super::{api, errors, Api, ApiError, Payload};
-use crate::steps::{StepCtx, StepError};
+use super::{errors, Api, ApiError, Payload};
+use crate::catalog::{pick, scalar, TaskSpec};
+use crate::contract::{StepCtx, StepError};
 
 /// A task that reached a success status.
 #[derive(Debug, Clone)]
@@ -25,18 +25,23 @@ pub(crate) struct Finished {
 
 /// Submits `body` and polls until the task succeeds; a failed task is an error carrying
 /// the provider's reason verbatim.
-pub(crate) async fn run(ctx: &StepCtx, spec: &TaskSpec, body: &Json) -> Result<Finished, StepError> {
-    run_with(ctx, spec, &spec.submit.path, &Payload::Json(body.clone())).await
+pub(crate) async fn run(
+    api: &Api,
+    ctx: &StepCtx,
+    spec: &TaskSpec,
+    body: &Json,
+) -> Result<Finished, StepError> {
+    run_with(api, ctx, spec, &spec.submit.path, &Payload::Json(body.clone())).await
 }
 
 /// [`run`] with the submit path filled in by the caller (`{model}` placeholders) and any payload.
 pub(crate) async fn run_with(
+    api: &Api,
     ctx: &StepCtx,
     spec: &TaskSpec,
     path: &str,
     payload: &Payload,
 ) -> Result<Finished, StepError> {
-    let api = api()?;
     api.key()?;
     let (task_id, answer) = match ctx.resumed_task() {
         // Submitted before the run was interrupted: poll it, neither charged nor paid again.
@@ -221,7 +226,7 @@ fn poll_failed(spec: &TaskSpec, task_id: &str, e: &ApiError) -> StepError {
 /// The family envelope's complaint, when an answer carries the marker with a bad value.
 pub(crate) fn envelope_error(spec: &TaskSpec, answer: &Json) -> Option<String> {
     let env = spec.envelope.as_ref()?;
-    let value = super::catalog::lookup(answer, &env.field)?;
+    let value = crate::catalog::lookup(answer, &env.field)?;
     let ok = env
         .ok
         .iter()

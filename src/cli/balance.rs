@@ -3,13 +3,13 @@
 
 use clap::Args;
 
-use super::exit;
 use crate::api::quota::{self, Balance};
+use crate::error::{Failure, Outcome};
 
 pub const AFTER_HELP: &str = "\
 Reads GET https://query.cometapi.com/user/quota with COMETAPI_KEY (override the URL with
 COMETAPI_QUOTA_URL). Amounts are USD; `unlimited` stands for CometAPI's -1.
-Exit status: 0 when the balance was read, 1 otherwise.";
+Exit status: 0 when the balance was read, 1 otherwise, 3 when the simulator cannot start.";
 
 #[derive(Debug, Args)]
 pub struct BalanceArgs {
@@ -18,31 +18,17 @@ pub struct BalanceArgs {
     pub simulate: bool,
 }
 
-pub fn balance(args: BalanceArgs) -> i32 {
-    let Some(runtime) = super::runtime() else { return exit::FAILED };
-    runtime.block_on(async {
-        // Kept alive until the balance is read.
-        let _simulator = if args.simulate {
-            match super::start_simulator().await {
-                Ok(handle) => Some(handle),
-                Err(message) => {
-                    eprintln!("{message}");
-                    return exit::FAILED;
-                }
-            }
-        } else {
-            None
-        };
-        match quota::fetch().await {
-            Ok(balance) => {
-                print!("{}", render(&balance));
-                exit::OK
-            }
-            Err(message) => {
-                eprintln!("error: cannot read the balance: {message}; check `COMETAPI_KEY` and the network");
-                exit::FAILED
-            }
-        }
+pub fn balance(args: BalanceArgs) -> Outcome {
+    super::runtime()?.block_on(async {
+        // The simulator is kept alive until the balance is read.
+        let (endpoint, _simulator) = super::endpoint(args.simulate).await?;
+        let balance = quota::fetch(&endpoint).await.map_err(|message| {
+            Failure::Failed(format!(
+                "cannot read the balance: {message}; check `COMETAPI_KEY` and the network"
+            ))
+        })?;
+        print!("{}", render(&balance));
+        Ok(())
     })
 }
 

@@ -3,7 +3,8 @@
 use clap::{Args, CommandFactory};
 use clap_complete::Shell;
 
-use super::{exit, Cli};
+use super::Cli;
+use crate::error::Outcome;
 
 pub const AFTER_HELP: &str = "\
 Install, for example:
@@ -18,8 +19,8 @@ pub struct CompletionsArgs {
     pub shell: Shell,
 }
 
-pub fn completions(args: CompletionsArgs) -> i32 {
+pub fn completions(args: CompletionsArgs) -> Outcome {
     let mut command = Cli::command();
     clap_complete::generate(args.shell, &mut command, "cometflow", &mut std::io::stdout());
-    exit::OK
+    Ok(())
 }

@@ -2,7 +2,8 @@
 
 use clap::Args;
 
-use super::{exit, report_diagnostics, FileArg};
+use super::FileArg;
+use crate::error::{Failure, Outcome};
 use crate::plan::Format;
 
 #[derive(Debug, Args)]
@@ -14,15 +15,11 @@ pub struct GraphArgs {
     pub format: Format,
 }
 
-pub fn graph(args: GraphArgs) -> i32 {
-    match crate::load_plan(&args.file.file, &crate::registry()) {
-        Ok(plan) => {
-            print!("{}", plan.render(args.format));
-            exit::OK
-        }
-        Err(diags) => {
-            report_diagnostics(&diags);
-            exit::INVALID
-        }
-    }
+pub fn graph(args: GraphArgs) -> Outcome {
+    let plan = crate::load_plan(&args.file.file, &super::registry()).map_err(|diags| {
+        crate::diag::report(&diags);
+        Failure::invalid_reported()
+    })?;
+    print!("{}", plan.render(args.format));
+    Ok(())
 }

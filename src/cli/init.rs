@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
-use super::exit;
+use crate::error::{Failure, Outcome};
 
 /// The starter pipelines, embedded so the binary alone can scaffold a project.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -60,17 +60,10 @@ pub struct InitArgs {
     pub force: bool,
 }
 
-pub fn init(args: InitArgs) -> i32 {
-    match scaffold(&args) {
-        Ok(text) => {
-            print!("{text}");
-            exit::OK
-        }
-        Err(message) => {
-            eprintln!("error: {message}");
-            exit::INVALID
-        }
-    }
+pub fn init(args: InitArgs) -> Outcome {
+    let text = scaffold(&args).map_err(Failure::Invalid)?;
+    print!("{text}");
+    Ok(())
 }
 
 /// Writes the files and returns what to tell the user.

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 
 use clap::Args;
 
-use super::exit;
-use crate::steps::{KindSpec, Registry};
+use crate::contract::KindSpec;
+use crate::error::{Failure, Outcome};
+use crate::steps::Registry;
 
 #[derive(Debug, Args)]
 pub struct KindsArgs {
@@ -19,19 +20,21 @@ pub struct KindsArgs {
     pub families: bool,
 }
 
-pub fn kinds(args: KindsArgs) -> i32 {
-    let registry = crate::registry();
+pub fn kinds(args: KindsArgs) -> Outcome {
+    let registry = super::registry();
     if args.families {
         print!("{}", families_markdown(&registry));
-        return exit::OK;
+        return Ok(());
     }
     let specs: Vec<&KindSpec> = match &args.kind {
         Some(name) => match registry.get(name) {
             Some(kind) => vec![kind.spec()],
             None => {
                 let names: Vec<&str> = registry.names().collect();
-                eprintln!("error: no step kind `{name}`; known kinds: {}", names.join(", "));
-                return exit::INVALID;
+                return Err(Failure::Invalid(format!(
+                    "no step kind `{name}`; known kinds: {}",
+                    names.join(", ")
+                )));
             }
         },
         None => registry.iter().map(|k| k.spec()).collect(),
@@ -42,36 +45,13 @@ pub fn kinds(args: KindsArgs) -> i32 {
         out.push('\n');
     }
     print!("{out}");
-    exit::OK
-}
-
-/// The family a kind belongs to: the catalog's, else by name.
-pub(crate) fn family(name: &str) -> String {
-    if let Some(entry) = crate::api::catalog::entry(name) {
-        return entry.task.family.clone();
-    }
-    let fam = match name {
-        "chat" | "image" | "speech" | "transcription" => "openai",
-        "comet.task" | "http" => "any",
-        "value" | "shell" | "media.merge" | "media.concat" => "local",
-        other => match other.split('.').next() {
-            Some("suno") => "suno",
-            Some("kling") => "kling",
-            Some("midjourney") => "midjourney",
-            _ => "local",
-        },
-    };
-    fam.to_owned()
-}
-
-pub(crate) fn available(name: &str) -> bool {
-    crate::api::catalog::entry(name).is_none_or(|e| !e.unavailable)
+    Ok(())
 }
 
 fn describe(spec: &KindSpec) -> String {
     let status =
-        if available(&spec.name) { "available" } else { "unavailable (marked removed in CometAPI's docs)" };
-    let mut s = format!("{}  [{}; {status}]\n  {}\n", spec.name, family(&spec.name), spec.summary);
+        if spec.unavailable { "unavailable (marked removed in CometAPI's docs)" } else { "available" };
+    let mut s = format!("{}  [{}; {status}]\n  {}\n", spec.name, spec.family, spec.summary);
     if !spec.fields.is_empty() {
         s.push_str("  with:\n");
     }
@@ -102,14 +82,15 @@ fn describe(spec: &KindSpec) -> String {
 pub fn families_markdown(registry: &Registry) -> String {
     let mut rows: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
     for kind in registry.iter() {
-        let name = kind.spec().name.as_str();
-        let fam = family(name);
+        let spec = kind.spec();
+        let name = spec.name.as_str();
+        let fam = spec.family.clone();
         if fam == "local" || fam == "any" {
             continue;
         }
-        let row = rows.entry(fam.clone()).or_default();
+        let row = rows.entry(fam).or_default();
         row.0.push(format!("`{name}`"));
-        if !available(name) {
+        if spec.unavailable {
             row.1.push(format!("`{name}`"));
         }
     }

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::exit;
 use crate::engine::RunRecord;
+use crate::error::{Failure, Outcome};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -25,26 +25,13 @@ pub struct ReportArgs {
     pub output: Option<PathBuf>,
 }
 
-pub fn report(args: ReportArgs) -> i32 {
+pub fn report(args: ReportArgs) -> Outcome {
     let runs = crate::store::state_dir().join("runs");
-    let record = match find_run(&runs, &args.run_id).and_then(|dir| read_record(&dir)) {
-        Ok(r) => r,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return exit::INVALID;
-        }
-    };
+    let record = find_run(&runs, &args.run_id).and_then(|dir| read_record(&dir)).map_err(Failure::Invalid)?;
     let path = args.output.unwrap_or_else(|| crate::html::default_path(&record));
-    match write_report(&record, &path) {
-        Ok(path) => {
-            println!("{}", path.display());
-            exit::OK
-        }
-        Err(message) => {
-            eprintln!("error: {message}");
-            exit::FAILED
-        }
-    }
+    let path = write_report(&record, &path).map_err(Failure::Failed)?;
+    println!("{}", path.display());
+    Ok(())
 }
 
 /// Writes the report, with an error message that says what to do.

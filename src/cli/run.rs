@@ -7,11 +7,14 @@ use indexmap::IndexMap;
 use serde_json::Value as Json;
 use tokio_util::sync::CancellationToken;
 
-use super::{exit, report_diagnostics, FileArg, OutputArgs};
+use super::{FileArg, OutputArgs};
+use crate::api::{Api, Endpoint};
 use crate::engine::RunStatus;
+use crate::error::{Failure, Outcome};
 use crate::plan::Plan;
 use crate::report::Verbosity;
 use crate::runner::Launch;
+use crate::steps::Registry;
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -23,6 +26,7 @@ Examples:
   cometflow run song.yaml --fresh            call every provider again (ignore the cache)
 
 Exit status: 0 succeeded, 1 a step failed, 2 invalid pipeline or arguments (nothing ran),
+3 the environment failed (no API key, unusable state store, the simulator did not start),
 130 interrupted.";
 
 #[derive(Debug, Args)]
@@ -64,54 +68,35 @@ pub(super) fn parse_input(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("`{s}` is not NAME=VALUE; write e.g. -i theme=\"a rainy night\""))
 }
 
-pub fn run(args: RunArgs, output: &OutputArgs) -> i32 {
-    let registry = crate::registry();
-    let plan = match crate::load_plan(&args.file.file, &registry) {
-        Ok(p) => Arc::new(p),
-        Err(diags) => {
-            report_diagnostics(&diags);
-            return exit::INVALID;
-        }
-    };
-    let mut inputs = match crate::validate::resolve_inputs(&plan.pipeline, &args.inputs) {
-        Ok(i) => i,
-        Err(diags) => {
-            report_diagnostics(&diags);
-            return exit::INVALID;
-        }
-    };
-    let resume = match &args.resume {
-        None => None,
-        Some(spec) => match resumable(spec, &plan, &args.inputs, &inputs) {
-            Ok((id, original)) => {
+pub fn run(args: RunArgs, output: &OutputArgs) -> Outcome {
+    let verbosity = super::verbosity(output);
+    super::runtime()?.block_on(async {
+        // The simulator (kept alive for the whole run) answers before any kind is built, so
+        // every provider kind is given the client that reaches it.
+        let (endpoint, _simulator) = super::endpoint(args.simulate && !args.dry_run).await?;
+        let api = Arc::new(Api::new(endpoint.clone()));
+        let registry = Registry::new(api);
+        let plan = Arc::new(crate::load_plan(&args.file.file, &registry).map_err(invalid)?);
+        let mut inputs = crate::validate::resolve_inputs(&plan.pipeline, &args.inputs).map_err(invalid)?;
+        let resume = match &args.resume {
+            None => None,
+            Some(spec) => {
+                let (id, original) = resumable(spec, &plan, &args.inputs, &inputs)?;
                 inputs = original;
                 Some(id)
             }
-            Err((message, code)) => {
-                eprintln!("error: {message}");
-                return code;
-            }
-        },
-    };
-    if args.dry_run {
-        print!("{}", dry_run(&plan, &inputs));
-        return exit::OK;
-    }
-    let verbosity = if output.quiet {
-        Verbosity::Quiet
-    } else if output.verbose > 0 {
-        Verbosity::Verbose
-    } else {
-        Verbosity::Normal
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return exit::FAILED;
+        };
+        if args.dry_run {
+            print!("{}", dry_run(&plan, &inputs));
+            return Ok(());
         }
-    };
-    runtime.block_on(execute(plan, inputs, resume, &args, verbosity))
+        execute(plan, inputs, resume, &args, verbosity, &endpoint).await
+    })
+}
+
+fn invalid(diags: Vec<crate::diag::Diagnostic>) -> Failure {
+    crate::diag::report(&diags);
+    Failure::invalid_reported()
 }
 
 /// The run `--resume` names and its original inputs. A resumed run keeps its inputs: `-i`
@@ -121,21 +106,18 @@ fn resumable(
     plan: &Plan,
     given: &[(String, String)],
     resolved: &IndexMap<String, Json>,
-) -> Result<(String, IndexMap<String, Json>), (String, i32)> {
-    let db = crate::store::Db::open(&crate::store::state_dir()).map_err(|e| (e.to_string(), exit::FAILED))?;
-    let run =
-        crate::store::resume::resolve(&db, spec, &plan.pipeline.name).map_err(|m| (m, exit::INVALID))?;
+) -> Result<(String, IndexMap<String, Json>), Failure> {
+    let db = crate::store::Db::open(&crate::store::state_dir())
+        .map_err(|e| Failure::Environment(e.to_string()))?;
+    let run = crate::store::resume::resolve(&db, spec, &plan.pipeline.name).map_err(Failure::Invalid)?;
     for (name, _) in given {
         if resolved.get(name) != run.inputs.get(name) {
-            return Err((
-                format!(
-                    "`-i {name}` differs from run `{}`, which used {}; a resumed run keeps its inputs: \
-                     drop `-i`, or start a new run without `--resume`",
-                    run.id,
-                    run.inputs.get(name).map_or("no value".to_owned(), |v| v.to_string())
-                ),
-                exit::INVALID,
-            ));
+            return Err(Failure::Invalid(format!(
+                "`-i {name}` differs from run `{}`, which used {}; a resumed run keeps its inputs: \
+                 drop `-i`, or start a new run without `--resume`",
+                run.id,
+                run.inputs.get(name).map_or("no value".to_owned(), |v| v.to_string())
+            )));
         }
     }
     Ok((run.id, run.inputs))
@@ -147,36 +129,17 @@ async fn execute(
     resume: Option<String>,
     args: &RunArgs,
     verbosity: Verbosity,
-) -> i32 {
-    // Kept alive for the whole run; dropping it stops the simulator.
-    let _simulator = if args.simulate {
-        match super::start_simulator().await {
-            Ok(handle) => Some(handle),
-            Err(message) => {
-                eprintln!("{message}");
-                return exit::INVALID;
-            }
-        }
-    } else {
-        None
-    };
+    endpoint: &Endpoint,
+) -> Outcome {
     if plan.pipeline.budget.is_some() {
-        if let Err(message) = check_balance().await {
-            eprintln!("{message}");
-            return exit::FAILED;
-        }
+        check_balance(endpoint).await?;
     }
     let cancel = CancellationToken::new();
     let interrupt = tokio::spawn(watch_ctrl_c(cancel.clone()));
     let concurrency = args.concurrency.map(|c| c as usize);
-    let launch = Launch { plan, inputs, concurrency, verbosity, cancel, resume, fresh: args.fresh };
-    let record = match crate::runner::launch(launch).await {
-        Ok(r) => r,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return exit::FAILED;
-        }
-    };
+    let backend = endpoint.backend();
+    let launch = Launch { plan, inputs, concurrency, verbosity, cancel, resume, fresh: args.fresh, backend };
+    let record = crate::runner::launch(launch).await?;
     interrupt.abort();
     if args.report {
         // Stdout may hold `--json`, so the path goes to stderr with the progress.
@@ -192,26 +155,27 @@ async fn execute(
         }
     }
     match record.status {
-        RunStatus::Succeeded => exit::OK,
-        RunStatus::Failed => exit::FAILED,
-        RunStatus::Interrupted => exit::INTERRUPTED,
+        RunStatus::Succeeded => Ok(()),
+        // A step that could not run for want of a key or a usable folder: the environment.
+        RunStatus::Failed if record.environment_failed() => Err(Failure::Environment(String::new())),
+        RunStatus::Failed => Err(Failure::failed_reported()),
+        RunStatus::Interrupted => Err(Failure::Interrupted),
     }
 }
 
 /// A pipeline with `budget:` first reads the balance (with a key, or the simulator): an
 /// exhausted account refuses the run before any paid call; a balance that cannot be read
 /// (offline, a 4xx) only warns, since the run may still succeed.
-async fn check_balance() -> Result<(), String> {
-    let endpoint = crate::api::config::endpoint();
-    if endpoint.key.is_none() {
+async fn check_balance(endpoint: &Endpoint) -> Outcome {
+    if !endpoint.has_key() {
         return Ok(());
     }
-    match crate::api::quota::fetch().await {
-        Ok(balance) if balance.exhausted() => Err(format!(
-            "error: the CometAPI balance is {} (exhausted), so nothing was run; \
+    match crate::api::quota::fetch(endpoint).await {
+        Ok(balance) if balance.exhausted() => Err(Failure::Failed(format!(
+            "the CometAPI balance is {} (exhausted), so nothing was run; \
              top up at https://www.cometapi.com, then run again",
             crate::api::quota::usd(balance.total_quota)
-        )),
+        ))),
         Ok(_) => Ok(()),
         Err(message) => {
             eprintln!("warning: cannot read the balance before the run ({message}); running anyway");
@@ -228,7 +192,8 @@ async fn watch_ctrl_c(cancel: CancellationToken) {
     cancel.cancel();
     if tokio::signal::ctrl_c().await.is_ok() {
         eprintln!("interrupted again: quitting without waiting");
-        std::process::exit(exit::INTERRUPTED);
+        // The one exit outside `error::exit_code`: a second Ctrl-C must not wait for anything.
+        std::process::exit(crate::error::code::INTERRUPTED);
     }
 }
 

@@ -4,7 +4,7 @@
 
 use clap::{Args, Subcommand};
 
-use super::exit;
+use crate::error::{Failure, Outcome};
 use crate::store::history::{self, StepRow};
 use crate::store::runs::{self, RunRow};
 use crate::store::Db;
@@ -35,41 +35,27 @@ pub enum RunsCommand {
     },
 }
 
-pub fn runs(args: RunsArgs) -> i32 {
-    let db = match Db::open(&crate::store::state_dir()) {
-        Ok(db) => db,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::FAILED;
-        }
-    };
-    let result = match args.show {
-        None => runs::list(&db, args.limit).map(|list| (list_table(&list), exit::OK)),
+pub fn runs(args: RunsArgs) -> Outcome {
+    let db = Db::open(&crate::store::state_dir()).map_err(|e| Failure::Environment(e.to_string()))?;
+    let text = match args.show {
+        None => runs::list(&db, args.limit).map(|list| list_table(&list)),
         Some(RunsCommand::Show { run }) => {
             let found = if run == "last" { runs::latest(&db, None) } else { runs::find(&db, &run) };
             match found {
-                Ok(Some(row)) => show(&db, &row).map(|text| (text, exit::OK)),
+                Ok(Some(row)) => show(&db, &row),
                 Ok(None) => {
-                    eprintln!(
-                        "error: there is no run `{run}` in `{}`; list runs with `cometflow runs`",
+                    return Err(Failure::Invalid(format!(
+                        "there is no run `{run}` in `{}`; list runs with `cometflow runs`",
                         db.path().display()
-                    );
-                    return exit::INVALID;
+                    )))
                 }
                 Err(e) => Err(e),
             }
         }
-    };
-    match result {
-        Ok((text, code)) => {
-            print!("{text}");
-            code
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            exit::FAILED
-        }
     }
+    .map_err(|e| Failure::Failed(e.to_string()))?;
+    print!("{text}");
+    Ok(())
 }
 
 fn duration(run: &RunRow) -> String {

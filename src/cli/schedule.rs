@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use jiff::Timestamp;
 
-use super::{exit, report_diagnostics, OutputArgs};
+use super::OutputArgs;
+use crate::error::{Failure, Outcome};
 use crate::schedule::daemon::{DaemonOptions, Stop};
 use crate::schedule::{next_fires, Trigger};
+use crate::steps::Registry;
 
 pub const EXAMPLES: &str = "\
 Starts each pipeline at its `on.schedule` times, read in the entry's time zone:
@@ -71,34 +73,28 @@ pub struct NextArgs {
     pub after: Option<Timestamp>,
 }
 
-pub fn schedule(args: ScheduleArgs, output: &OutputArgs) -> i32 {
+pub fn schedule(args: ScheduleArgs, output: &OutputArgs) -> Outcome {
     if let Some(ScheduleCommand::Next(next)) = args.command {
         return print_next(next);
     }
-    let opts = DaemonOptions {
-        paths: args.paths,
-        concurrency: args.concurrency.map(|c| c as usize),
-        verbosity: super::verbosity(output),
-    };
-    let Some(runtime) = super::runtime() else { return exit::FAILED };
-    // Signal streams need the runtime; they are created inside it, before the daemon starts.
-    let simulate = args.simulate;
-    let outcome = runtime.block_on(async {
+    let verbosity = super::verbosity(output);
+    let stopped = super::runtime()?.block_on(async {
+        // Signal streams need the runtime; they are created inside it, before the daemon starts.
         let stop = signals();
-        // Kept alive while the daemon runs; dropping it stops the simulator.
-        let _simulator = match simulate {
-            true => Some(super::start_simulator().await.map_err(|e| (exit::FAILED, e))?),
-            false => None,
+        // The simulator is kept alive while the daemon runs.
+        let (endpoint, _simulator) = super::endpoint(args.simulate).await?;
+        let opts = DaemonOptions {
+            paths: args.paths,
+            registry: Registry::new(std::sync::Arc::new(crate::api::Api::new(endpoint.clone()))),
+            backend: endpoint.backend(),
+            concurrency: args.concurrency.map(|c| c as usize),
+            verbosity,
         };
-        crate::schedule::daemon::run(opts, stop).await.map_err(|e| (exit::INVALID, format!("error: {e}")))
-    });
-    match outcome {
-        Ok(Stop::Terminate) => exit::OK,
-        Ok(Stop::Interrupt) => exit::INTERRUPTED,
-        Err((code, message)) => {
-            eprintln!("{message}");
-            code
-        }
+        crate::schedule::daemon::run(opts, stop).await
+    })?;
+    match stopped {
+        Stop::Terminate => Ok(()),
+        Stop::Interrupt => Err(Failure::Interrupted),
     }
 }
 
@@ -128,21 +124,17 @@ fn signals() -> impl std::future::Future<Output = Stop> {
     }
 }
 
-fn print_next(args: NextArgs) -> i32 {
-    let plan = match crate::load_plan(&args.file, &crate::registry()) {
-        Ok(p) => p,
-        Err(diags) => {
-            report_diagnostics(&diags);
-            return exit::INVALID;
-        }
-    };
+fn print_next(args: NextArgs) -> Outcome {
+    let plan = crate::load_plan(&args.file, &super::registry()).map_err(|diags| {
+        crate::diag::report(&diags);
+        Failure::invalid_reported()
+    })?;
     let specs = &plan.pipeline.triggers.schedule;
     if specs.is_empty() {
-        eprintln!(
-            "error: `{}` has no `on.schedule`; add e.g. `on: {{ schedule: [{{ cron: \"0 9 * * *\" }}] }}`",
+        return Err(Failure::Invalid(format!(
+            "`{}` has no `on.schedule`; add e.g. `on: {{ schedule: [{{ cron: \"0 9 * * *\" }}] }}`",
             args.file.display()
-        );
-        return exit::INVALID;
+        )));
     }
     // `validate` checked every entry, so none fails here.
     let triggers: Vec<Trigger> = specs.iter().filter_map(|s| Trigger::check(s).ok()).collect();
@@ -151,5 +143,5 @@ fn print_next(args: NextArgs) -> i32 {
         out.push_str(&format!("{t}\n"));
     }
     print!("{out}");
-    exit::OK
+    Ok(())
 }

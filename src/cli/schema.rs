@@ -1,6 +1,6 @@
 //! `cometflow schema`: prints the pipeline language's JSON Schema on stdout.
 
-use super::exit;
+use crate::error::Outcome;
 
 pub const AFTER_HELP: &str = "\
 Editors: VS Code's YAML extension (and any yaml-language-server client) reads a first line
@@ -8,7 +8,7 @@ Editors: VS Code's YAML extension (and any yaml-language-server client) reads a 
 Regenerate the committed copy with:
   cometflow schema > schema/pipeline.schema.json";
 
-pub fn schema() -> i32 {
-    print!("{}", crate::schema::pipeline_schema_text(&crate::registry()));
-    exit::OK
+pub fn schema() -> Outcome {
+    print!("{}", crate::schema::pipeline_schema_text(&super::registry()));
+    Ok(())
 }

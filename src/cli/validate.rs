@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{exit, report_diagnostics};
+use crate::error::{Failure, Outcome};
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
@@ -13,21 +13,21 @@ pub struct ValidateArgs {
     pub files: Vec<PathBuf>,
 }
 
-pub fn validate(args: ValidateArgs) -> i32 {
-    let registry = crate::registry();
+pub fn validate(args: ValidateArgs) -> Outcome {
+    let registry = super::registry();
     let mut ok = true;
     for file in &args.files {
         match crate::load_plan(file, &registry) {
             Ok(plan) => eprintln!("{}: ok ({} steps)", file.display(), plan.pipeline.steps.len()),
             Err(diags) => {
                 ok = false;
-                report_diagnostics(&diags);
+                crate::diag::report(&diags);
             }
         }
     }
     if ok {
-        exit::OK
+        Ok(())
     } else {
-        exit::INVALID
+        Err(Failure::invalid_reported())
     }
 }

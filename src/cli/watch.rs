@@ -2,8 +2,10 @@
 
 use clap::Args;
 
-use super::{exit, FileArg, OutputArgs};
-use crate::watch::{Outcome, WatchOptions};
+use super::{FileArg, OutputArgs};
+use crate::error::{Failure, Outcome};
+use crate::steps::Registry;
+use crate::watch::WatchOptions;
 
 pub const EXAMPLES: &str = "\
 Runs the pipeline, then again whenever the pipeline file or a file matching its
@@ -19,7 +21,8 @@ Examples:
   cometflow watch song.yaml
   cometflow watch song.yaml -i theme=\"a rainy night\"
 
-Exit status (after Ctrl-C): 130 if a run was interrupted, 0 otherwise.";
+Exit status (after Ctrl-C): 130 if a run was interrupted, 0 otherwise; 3 when the files
+cannot be watched or the simulator cannot start.";
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
@@ -36,30 +39,24 @@ pub struct WatchArgs {
     pub simulate: bool,
 }
 
-pub fn watch(args: WatchArgs, output: &OutputArgs) -> i32 {
-    let opts = WatchOptions {
-        file: args.file.file,
-        inputs: args.inputs,
-        concurrency: args.concurrency.map(|c| c as usize),
-        verbosity: super::verbosity(output),
-    };
-    let Some(runtime) = super::runtime() else { return exit::FAILED };
-    let simulate = args.simulate;
-    let outcome = runtime.block_on(async {
-        // Kept alive while watching; dropping it stops the simulator.
-        let _simulator = match simulate {
-            true => Some(super::start_simulator().await?),
-            false => None,
+pub fn watch(args: WatchArgs, output: &OutputArgs) -> Outcome {
+    let verbosity = super::verbosity(output);
+    let ended = super::runtime()?.block_on(async {
+        // The simulator is kept alive while watching.
+        let (endpoint, _simulator) = super::endpoint(args.simulate).await?;
+        let opts = WatchOptions {
+            file: args.file.file,
+            registry: Registry::new(std::sync::Arc::new(crate::api::Api::new(endpoint.clone()))),
+            backend: endpoint.backend(),
+            inputs: args.inputs,
+            concurrency: args.concurrency.map(|c| c as usize),
+            verbosity,
         };
-        crate::watch::run(opts, interrupted()).await.map_err(|e| format!("error: {e}"))
-    });
-    match outcome {
-        Ok(Outcome::Stopped) => exit::OK,
-        Ok(Outcome::Interrupted) => exit::INTERRUPTED,
-        Err(e) => {
-            eprintln!("{e}");
-            exit::FAILED
-        }
+        crate::watch::run(opts, interrupted()).await
+    })?;
+    match ended {
+        crate::watch::Outcome::Stopped => Ok(()),
+        crate::watch::Outcome::Interrupted => Err(Failure::Interrupted),
     }
 }
 

@@ -12,15 +12,12 @@ use std::path::Path;
 use serde_json::Value as Json;
 
 use super::record::StepRecord;
+use crate::contract::TaskJournal;
 
 /// Durable writes, made synchronously so that a crash right after the call still leaves
-/// the fact on disk. Failures are the journal's to report; the run goes on.
-pub trait Journal: Send + Sync {
-    /// A provider task exists and is (or will be) paid for; called before polling it.
-    fn task_submitted(&self, step: &str, item: Option<usize>, family: &str, task_id: &str);
-    /// The provider said how a task ended. Only a provider-reported failure makes the task
-    /// one to submit again on resume; a task whose polling merely broke off is polled.
-    fn task_ended(&self, _step: &str, _item: Option<usize>, _task_id: &str, _succeeded: bool) {}
+/// the fact on disk. Failures are the journal's to report; the run goes on. The task
+/// facts a kind records itself are the contract's [`TaskJournal`].
+pub trait Journal: TaskJournal {
     /// One attempt ended; `error` is `None` when it succeeded.
     fn attempt_finished(&self, step: &str, item: Option<usize>, attempt: u32, error: Option<&str>);
     /// One execution (a step, or one `for_each` item) ended.
@@ -32,8 +29,11 @@ pub trait Journal: Send + Sync {
 /// Remembers nothing.
 pub struct NoJournal;
 
-impl Journal for NoJournal {
+impl TaskJournal for NoJournal {
     fn task_submitted(&self, _: &str, _: Option<usize>, _: &str, _: &str) {}
+}
+
+impl Journal for NoJournal {
     fn attempt_finished(&self, _: &str, _: Option<usize>, _: u32, _: Option<&str>) {}
     fn unit_finished(&self, _: &str, _: Option<usize>, _: &StepRecord) {}
     fn step_finished(&self, _: &str, _: &StepRecord) {}

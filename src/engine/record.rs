@@ -43,6 +43,9 @@ pub struct StepRecord {
     /// The ids of the steps this one waited for: the run's DAG, for reports.
     #[serde(default)]
     pub needs: Vec<String>,
+    /// It failed for want of a usable environment (`ErrorKind::Environment`).
+    #[serde(skip)]
+    pub environment: bool,
 }
 
 impl StepRecord {
@@ -58,6 +61,7 @@ impl StepRecord {
             outputs: Json::Object(Default::default()),
             error: reason,
             needs,
+            environment: false,
         }
     }
 }
@@ -84,6 +88,14 @@ pub struct RunRecord {
     /// Paid provider calls made by this invocation (a resumed task or a cached step is none).
     #[serde(default)]
     pub paid_calls: u64,
+}
+
+impl RunRecord {
+    /// A step failed because the environment could not run it (no key, an unwritable
+    /// folder) rather than on its own account.
+    pub fn environment_failed(&self) -> bool {
+        self.steps.values().any(|s| s.status == Status::Failed && s.environment)
+    }
 }
 
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

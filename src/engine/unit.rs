@@ -11,8 +11,12 @@ use serde_json::Value as Json;
 use super::events::{Event, Status};
 use super::record::StepRecord;
 use super::Shared;
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
+
+use crate::contract::{ErrorKind, StepCtx, StepError};
 use crate::model::{Cond, Step, StepIdx};
-use crate::steps::{StepCtx, StepError};
 use crate::template::eval_condition;
 
 /// The end of one execution (one step, or one `for_each` item).
@@ -25,6 +29,8 @@ struct Outcome {
     started: Option<(Timestamp, Instant)>,
     /// Answered from the cache: no call was made.
     cached: bool,
+    /// It failed because the environment could not run it (no key, an unwritable folder).
+    environment: bool,
 }
 
 impl Outcome {
@@ -36,6 +42,7 @@ impl Outcome {
             attempts: 0,
             started: None,
             cached: false,
+            environment: false,
         }
     }
 
@@ -68,6 +75,7 @@ fn record_of(shared: &Shared, step: &Step, outcome: &Outcome) -> StepRecord {
         outputs: outcome.outputs.clone(),
         error: outcome.error.clone(),
         needs: super::needs_of(&shared.plan.pipeline, step),
+        environment: outcome.environment,
     }
 }
 
@@ -97,6 +105,7 @@ async fn run(shared: &Shared, idx: StepIdx, step: &Step) -> Outcome {
     let attempts = results.iter().map(|o| o.attempts).max().unwrap_or(0);
     let started = results.iter().filter_map(|o| o.started).min_by_key(|(_, clock)| *clock);
     let cached = !results.is_empty() && results.iter().all(|o| o.cached);
+    let environment = results.iter().any(|o| o.environment);
     let failures: Vec<String> = results
         .iter()
         .enumerate()
@@ -118,6 +127,7 @@ async fn run(shared: &Shared, idx: StepIdx, step: &Step) -> Outcome {
         attempts,
         started,
         cached,
+        environment,
     }
 }
 
@@ -129,6 +139,7 @@ fn skipped(reason: &str) -> Outcome {
         attempts: 0,
         started: None,
         cached: false,
+        environment: false,
     }
 }
 
@@ -144,6 +155,7 @@ async fn run_unit(shared: &Shared, idx: StepIdx, step: &Step, item: Option<usize
             attempts: done.attempts,
             started: None,
             cached: done.cached,
+            environment: false,
         };
     }
     let outcome = execute_unit(shared, idx, step, item, scope).await;
@@ -164,6 +176,11 @@ async fn execute_unit(
         Ok(w) => w,
         Err(e) => return Outcome::failed(format!("with.{e}")),
     };
+    // What a template rendered is checked like what was written: the kind never sees a
+    // value its spec refuses.
+    if let Err(e) = step.kind.spec().check(&with) {
+        return Outcome::failed(format!("{}; fix the template or the step it reads", e.message));
+    }
     let step_dir = match item {
         Some(i) => shared.run_dir.join(&step.id).join(i.to_string()),
         None => shared.run_dir.join(&step.id),
@@ -181,6 +198,7 @@ async fn execute_unit(
                 attempts: 0,
                 started,
                 cached: true,
+                environment: false,
             };
         }
     }
@@ -217,10 +235,11 @@ async fn execute_unit(
             cancel: shared.cancel.child_token(),
             poll: step.poll,
             timeout: step.timeout,
-            events: shared.events.clone(),
+            events: shared.sink.clone(),
             budget: shared.budget.clone(),
             journal: shared.journal.clone(),
             resumed_task: resumed_task.clone(),
+            unknown_submit: None,
         };
         // The last attempt can have the rendered input itself; earlier ones need a copy.
         let input = if attempt < step.retry.attempts { with.clone() } else { std::mem::take(&mut with) };
@@ -239,6 +258,7 @@ async fn execute_unit(
                     attempts: attempt,
                     started,
                     cached: false,
+                    environment: false,
                 };
             }
             Err(Attempt::Cancelled) => {
@@ -259,9 +279,11 @@ async fn execute_unit(
                 attempts: attempt,
                 started,
                 cached: false,
+                environment: err.kind == ErrorKind::Environment,
             };
         }
-        let delay = step.retry.delay(attempt);
+        // A server's `Retry-After` wins over the step's own backoff.
+        let delay = err.retry_after.unwrap_or_else(|| step.retry.delay(attempt));
         let _ = shared.events.send(Event::Retrying { step: idx, item, attempt, delay, error: err.message });
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
@@ -276,14 +298,27 @@ enum Attempt {
 }
 
 async fn attempt_once(shared: &Shared, step: &Step, ctx: &StepCtx, input: Json) -> Result<Json, Attempt> {
-    let run = step.kind.execute(ctx, input);
+    // A kind that panics fails its step; the run goes on and its record is still written.
+    let run = AssertUnwindSafe(step.kind.execute(ctx, input)).catch_unwind().map(|r| {
+        r.unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(StepError::fatal(format!(
+                "the `{}` step stopped on an internal error ({what}); this is a cometflow bug, please report it",
+                step.uses
+            )))
+        })
+    });
     let timed = async {
         match ctx.timeout {
             Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
                 Err(StepError {
-                    message: format!("timed out after {}", human_duration(limit)),
                     retryable: step.kind.spec().idempotent,
-                    outputs: None,
+                    ..StepError::fatal(format!("timed out after {}", human_duration(limit)))
+                        .kind(ErrorKind::Timeout)
                 })
             }),
             None => run.await,
@@ -318,6 +353,7 @@ fn cancelled(attempts: u32) -> Outcome {
         attempts,
         started: None,
         cached: false,
+        environment: false,
     }
 }
 

@@ -210,7 +210,7 @@ mod tests {
              clip: { run: echo, for_each: [1, 2] }\n  video: { run: echo, needs: [clip, song] }\n",
         );
         let raw = crate::syntax::parse(&src).unwrap();
-        LiveState::new(&crate::validate::check(raw, &src, &crate::registry()).unwrap())
+        LiveState::new(&crate::validate::check(raw, &src, &crate::steps::Registry::from_env()).unwrap())
     }
 
     fn at(secs: u64, start: Instant) -> Instant {

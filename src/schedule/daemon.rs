@@ -18,8 +18,10 @@ use tokio_util::sync::CancellationToken;
 use super::policy::{self, Action};
 use super::record::FireRecord;
 use crate::engine::RunRecord;
+use crate::error::Failure;
 use crate::report::Verbosity;
 use crate::runner::Launch;
+use crate::steps::Registry;
 use crate::watch::events::{normalize, FsEvents};
 use book::{load, Loaded, Scheduled};
 
@@ -32,6 +34,10 @@ pub enum Stop {
 
 pub struct DaemonOptions {
     pub paths: Vec<PathBuf>,
+    /// The kinds pipelines may use, calling the API through one client.
+    pub registry: Registry,
+    /// Which backend answers provider calls, for the cache.
+    pub backend: String,
     pub concurrency: Option<usize>,
     pub verbosity: Verbosity,
 }
@@ -46,16 +52,19 @@ struct Daemon {
     record: FireRecord,
     state: PathBuf,
     root: CancellationToken,
-    runs: JoinSet<(PathBuf, Result<RunRecord, String>)>,
+    runs: JoinSet<(PathBuf, Result<RunRecord, Failure>)>,
 }
 
 /// Runs until `shutdown` completes and returns its reason. Errs (before scheduling
 /// anything) when a path is missing or no pipeline has `on.schedule`.
-pub async fn run(opts: DaemonOptions, shutdown: impl Future<Output = Stop>) -> Result<Stop, String> {
-    let (files, dirs) = expand(&opts.paths)?;
+pub async fn run(opts: DaemonOptions, shutdown: impl Future<Output = Stop>) -> Result<Stop, Failure> {
+    let (files, dirs) = expand(&opts.paths).map_err(Failure::Invalid)?;
     let state = crate::store::state_dir();
     let record = FireRecord::load(&state).map_err(|e| {
-        format!("cannot read `{}`: {e}; fix or delete it", FireRecord::path(&state).display())
+        Failure::Environment(format!(
+            "cannot read `{}`: {e}; fix or delete it",
+            FireRecord::path(&state).display()
+        ))
     })?;
     let root = CancellationToken::new();
     let named = files.clone();
@@ -66,11 +75,11 @@ pub async fn run(opts: DaemonOptions, shutdown: impl Future<Output = Stop>) -> R
         d.reload(&f, now);
     }
     if d.pipelines.is_empty() {
-        return Err("nothing to schedule: no valid pipeline has `on.schedule`; add e.g. `on: { schedule: [{ cron: \"0 9 * * *\" }] }`".into());
+        return Err(Failure::Invalid("nothing to schedule: no valid pipeline has `on.schedule`; add e.g. `on: { schedule: [{ cron: \"0 9 * * *\" }] }`".into()));
     }
     d.catch_up(now);
-    let mut fs = FsEvents::new()?;
-    fs.set(&d.watched_dirs())?;
+    let mut fs = FsEvents::new().map_err(Failure::Environment)?;
+    fs.set(&d.watched_dirs()).map_err(Failure::Environment)?;
     d.announce();
     tokio::pin!(shutdown);
     loop {
@@ -93,7 +102,7 @@ pub async fn run(opts: DaemonOptions, shutdown: impl Future<Output = Stop>) -> R
                 Err(e) => eprintln!("error: a run stopped unexpectedly: {e}"),
             },
             batch = fs.batch() => {
-                let Some(batch) = batch else { return Err("the file watcher stopped; restart the daemon".into()) };
+                let Some(batch) = batch else { return Err(Failure::Environment("the file watcher stopped; restart the daemon".into())) };
                 if d.changed(batch) {
                     if let Err(e) = fs.set(&d.watched_dirs()) { eprintln!("warning: {e}"); }
                     d.announce();
@@ -182,7 +191,7 @@ impl Daemon {
             }
             return;
         }
-        match load(&rel) {
+        match load(&rel, &self.opts.registry) {
             Loaded::Schedule(plan, triggers) => {
                 let mut s = Scheduled::new(file.to_path_buf(), plan, triggers, now);
                 let verb = match self.pipelines.remove(file) {
@@ -207,7 +216,7 @@ impl Daemon {
                 None => eprintln!("cometflow: `{shown}` has no `on.schedule`; not scheduled"),
             },
             Loaded::Invalid(diags) => {
-                crate::cli::report_diagnostics(&diags);
+                crate::diag::report(&diags);
                 match self.pipelines.get(file) {
                     Some(old) => eprintln!("cometflow: `{shown}` is invalid; keeping the previous schedule of `{}` until it is fixed", old.name()),
                     None => eprintln!("cometflow: `{shown}` is invalid; not scheduled until it is fixed"),
@@ -295,13 +304,14 @@ impl Daemon {
             cancel: self.root.child_token(),
             resume: None,
             fresh: false,
+            backend: self.opts.backend.clone(),
         };
         let file = file.to_path_buf();
         self.runs.spawn(async move { (file, crate::runner::launch(launch).await) });
     }
 
     /// A run ended: report it and start a queued fire if this was the last one in flight.
-    fn finished(&mut self, file: &Path, result: Result<RunRecord, String>, start_queued: bool) {
+    fn finished(&mut self, file: &Path, result: Result<RunRecord, Failure>, start_queued: bool) {
         let name = match &result {
             Ok(r) => {
                 eprintln!("cometflow: run {} of `{}` {}", r.run_id, r.pipeline, r.status.as_str());

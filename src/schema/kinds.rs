@@ -4,7 +4,8 @@
 use serde_json::{json, Map, Value as Json};
 
 use super::shapes;
-use crate::steps::{FieldSpec, FieldType, KindSpec, Registry};
+use crate::contract::{FieldSpec, FieldType, KindSpec};
+use crate::steps::Registry;
 
 /// The kind whose main field a step may write directly (`run:` for `shell`).
 const SHORTHAND: (&str, &str) = ("shell", "run");

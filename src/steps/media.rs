@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use futures::future::BoxFuture;
 use serde_json::{json, Value as Json};
 
-use super::{FieldSpec, FieldType, KindSpec, StepCtx, StepError, StepKind};
+use super::Kind;
+use crate::contract::{FieldSpec, FieldType, KindSpec, StepCtx, StepError, StepKind};
 use crate::media::{self, Fit, MergeRequest};
 
 pub struct Merge {
@@ -43,6 +44,7 @@ impl Merge {
         Merge {
             spec: KindSpec {
                 name: "media.merge".into(),
+                family: "local".into(),
                 summary: "Lays an audio track under one or more video clips: one mp4, remuxed without re-encoding where possible.".into(),
                 fields: vec![
                     FieldSpec::new("video", &[FieldType::String, FieldType::List], "a clip's path, or a list of clips played in order").required(),
@@ -63,6 +65,7 @@ impl Concat {
         Concat {
             spec: KindSpec {
                 name: "media.concat".into(),
+                family: "local".into(),
                 summary: "Joins clips end to end into one mp4, or MP3 files into one mp3 (no re-encoding)."
                     .into(),
                 fields: vec![
@@ -136,6 +139,8 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| StepError::fatal(e.to_string()))
 }
 
+impl Kind for Merge {}
+
 impl StepKind for Merge {
     fn spec(&self) -> &KindSpec {
         &self.spec
@@ -155,6 +160,8 @@ impl StepKind for Merge {
         })
     }
 }
+
+impl Kind for Concat {}
 
 impl StepKind for Concat {
     fn spec(&self) -> &KindSpec {

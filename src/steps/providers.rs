@@ -1,16 +1,15 @@
-//! The CometAPI step kinds: each a `KindSpec` (fields, types, allowed values, outputs) and
-//! a function that turns the rendered `with` into calls through `crate::api` and the
-//! answer into outputs. All are `paid` (counted by `budget` and `--dry-run`) and not
-//! `idempotent` (the engine's `retry:` must not resubmit a paid call), except `http`.
+//! The CometAPI step kinds. Every one is described by its catalog entry (`crate::catalog`):
+//! fields, outputs, family, paid or free. Most run wholly from that entry (`declared`); the
+//! few whose requests or outputs cannot be declared name their code with `code:`, one file
+//! each here, and say at the top why they need it.
 //!
 //! They own request bodies and output shapes per kind; they must not talk HTTP
-//! themselves (that is `api`) nor know about the engine beyond `StepCtx`.
+//! themselves (that is `api`) nor know about the engine beyond the step contract.
 
 mod chat;
 mod comet_task;
 mod declared;
 mod http;
-mod kling;
 mod media;
 mod midjourney;
 mod suno;
@@ -21,27 +20,37 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use serde_json::{json, Map, Value as Json};
 
-use super::{FieldSpec, FieldType, KindSpec, Registry, StepCtx, StepError, StepKind};
+use super::{Kind, Registry};
 use crate::api::config::Secret;
-use crate::api::{api, catalog, download, Api};
+use crate::api::{download, Api};
+use crate::catalog;
+use crate::contract::{KindSpec, StepCtx, StepError, StepKind};
 
-/// Runs one kind on its `with` as a map: the spec is passed so messages can name the kind.
-type RunFn =
-    for<'a> fn(&'a StepCtx, &'a KindSpec, Map<String, Json>) -> BoxFuture<'a, Result<Json, StepError>>;
+/// Runs one kind on its `with` as a map, through the client it was given; the spec is
+/// passed so messages can name the kind.
+type RunFn = for<'a> fn(
+    &'a Api,
+    &'a StepCtx,
+    &'a KindSpec,
+    Map<String, Json>,
+) -> BoxFuture<'a, Result<Json, StepError>>;
 
-/// A kind's `async fn(ctx, spec, with)` as a `RunFn`.
+/// A kind's `async fn(api, ctx, spec, with)` as a `RunFn`.
 macro_rules! boxed {
     ($run:path) => {{
-        let run: RunFn = |ctx, spec, with| Box::pin($run(ctx, spec, with));
+        let run: RunFn = |api, ctx, spec, with| Box::pin($run(api, ctx, spec, with));
         run
     }};
 }
 
-/// A kind as data plus its run function.
+/// A kind as data plus its run function and client.
 pub(crate) struct Provider {
     spec: KindSpec,
     run: RunFn,
+    api: Arc<Api>,
 }
+
+impl Kind for Provider {}
 
 impl StepKind for Provider {
     fn spec(&self) -> &KindSpec {
@@ -50,54 +59,44 @@ impl StepKind for Provider {
 
     fn execute<'a>(&'a self, ctx: &'a StepCtx, with: Json) -> BoxFuture<'a, Result<Json, StepError>> {
         match object(&self.spec, with) {
-            Ok(with) => (self.run)(ctx, &self.spec, with),
+            Ok(with) => (self.run)(&self.api, ctx, &self.spec, with),
             Err(e) => Box::pin(std::future::ready(Err(e))),
         }
     }
 }
 
-/// Adds every CometAPI kind to `registry`.
-pub fn register(registry: &mut Registry) {
-    let kinds: Vec<(KindSpec, RunFn)> = vec![
-        (chat::spec(), boxed!(chat::run)),
-        (suno::lyrics_spec(), boxed!(suno::lyrics)),
-        (suno::music_spec(), boxed!(suno::music)),
-        (suno_timing::spec(), boxed!(suno_timing::run)),
-        (kling::spec("kling.text2video"), boxed!(kling::run)),
-        (kling::spec("kling.image2video"), boxed!(kling::run)),
-        (midjourney::imagine_spec(), boxed!(midjourney::imagine)),
-        (midjourney::action_spec(), boxed!(midjourney::action)),
-        (media::image_spec(), boxed!(media::image)),
-        (media::speech_spec(), boxed!(media::speech)),
-        (media::transcription_spec(), boxed!(media::transcription)),
-        (comet_task::spec(), boxed!(comet_task::run)),
-        (http::spec(), boxed!(http::run)),
-    ];
-    let declared = declared::specs().into_iter().map(|s| (s, boxed!(declared::run)));
-    for (spec, run) in kinds.into_iter().chain(declared) {
-        registry.add(Arc::new(Provider { spec, run }));
+/// The hand-written behaviour a catalog entry's `code:` names.
+fn code(name: &str) -> Option<RunFn> {
+    Some(match name {
+        "chat" => boxed!(chat::run),
+        "suno.lyrics" => boxed!(suno::lyrics),
+        "suno.music" => boxed!(suno::music),
+        "suno.timing" => boxed!(suno_timing::run),
+        "midjourney" => boxed!(midjourney::imagine),
+        "midjourney.action" => boxed!(midjourney::action),
+        "image" => boxed!(media::image),
+        "speech" => boxed!(media::speech),
+        "transcription" => boxed!(media::transcription),
+        "comet.task" => boxed!(comet_task::run),
+        "http" => boxed!(http::run),
+        _ => return None,
+    })
+}
+
+/// Adds every catalog kind to `registry`, each calling CometAPI through `api`.
+pub fn register(registry: &mut Registry, api: Arc<Api>) {
+    for (name, entry) in catalog::entries() {
+        let run = match entry.code.as_deref() {
+            None => boxed!(declared::run),
+            // A test checks that every `code:` resolves, so none is skipped in a release.
+            Some(c) => match code(c) {
+                Some(run) => run,
+                None => continue,
+            },
+        };
+        registry.add(Arc::new(Provider { spec: catalog::spec(name, entry), run, api: api.clone() }));
     }
 }
-
-/// A paid, non-idempotent kind whose unknown fields pass through to the API.
-pub(crate) fn paid(name: &str, summary: &str, fields: Vec<FieldSpec>, outputs: &[(&str, &str)]) -> KindSpec {
-    KindSpec {
-        name: name.into(),
-        summary: summary.into(),
-        fields,
-        open: true,
-        outputs: outputs.iter().map(|(n, d)| ((*n).to_owned(), (*d).to_owned())).collect(),
-        dynamic_outputs: false,
-        paid: true,
-        idempotent: false,
-    }
-}
-
-pub(crate) fn field(name: &str, types: &[FieldType], description: &str) -> FieldSpec {
-    FieldSpec::new(name, types, description)
-}
-
-pub(crate) use FieldType::{Boolean as B, Integer as I, List as L, Number as N, Object as O, String as S};
 
 /// The rendered `with` as a map, or a message naming the kind.
 pub(crate) fn object(spec: &KindSpec, with: Json) -> Result<Map<String, Json>, StepError> {
@@ -132,7 +131,7 @@ pub(crate) fn number(v: Json) -> Json {
 
 /// The value at a dotted path of a JSON answer, or null.
 pub(crate) fn at(json: &Json, path: &str) -> Json {
-    crate::api::catalog::pick(json, path).cloned().unwrap_or(Json::Null)
+    catalog::pick(json, path).cloned().unwrap_or(Json::Null)
 }
 
 /// The catalog's task for a kind; every kind that asks has one, so a miss is a cometflow bug.
@@ -149,37 +148,49 @@ fn no_entry(spec: &KindSpec) -> StepError {
     StepError::fatal(format!("no catalog entry for `{}`; this is a cometflow bug", spec.name))
 }
 
-/// The client and its key, checked before any request.
-pub(crate) fn keyed_api() -> Result<(&'static Api, &'static Secret), StepError> {
-    let api = api()?;
-    Ok((api, api.key()?))
-}
-
-/// As `keyed_api`, for a paid call: it is counted against `budget` before it is made.
-pub(crate) fn charged_api(ctx: &StepCtx) -> Result<(&'static Api, &'static Secret), StepError> {
-    let keyed = keyed_api()?;
+/// The client's key for a paid call, checked before any request; the call is counted
+/// against `budget` before it is made.
+pub(crate) fn charged<'a>(api: &'a Api, ctx: &StepCtx) -> Result<&'a Secret, StepError> {
+    let key = api.key()?;
     ctx.charge_call()?;
-    Ok(keyed)
+    Ok(key)
 }
 
 /// Downloads a result URL into the step folder as `stem.<ext>`; the local path.
-pub(crate) async fn save(ctx: &StepCtx, url: &str, stem: &str) -> Result<String, StepError> {
-    Ok(download::fetch(ctx.dir()?, url, stem).await?.display().to_string())
+pub(crate) async fn save(api: &Api, ctx: &StepCtx, url: &str, stem: &str) -> Result<String, StepError> {
+    Ok(download::fetch(api, ctx.dir()?, url, stem).await?.display().to_string())
 }
 
 /// The outputs `<name>` (the file downloaded from `url`, or null when `url` is no string)
 /// and `<name>_url` (`url` itself), in that order.
 pub(crate) async fn url_outputs(
+    api: &Api,
     ctx: &StepCtx,
     name: &str,
     url: &Json,
 ) -> Result<Map<String, Json>, StepError> {
     let path = match url.as_str() {
-        Some(u) => Json::String(save(ctx, u, name).await?),
+        Some(u) => Json::String(save(api, ctx, u, name).await?),
         None => Json::Null,
     };
     let mut out = Map::new();
     out.insert(name.to_owned(), path);
     out.insert(format!("{name}_url"), url.clone());
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_catalog_entry_is_a_kind_and_every_code_it_names_exists() {
+        for (name, entry) in catalog::entries() {
+            if let Some(c) = &entry.code {
+                assert!(code(c).is_some(), "{name} names code `{c}`, which does not exist");
+            }
+        }
+        let registry = Registry::from_env();
+        assert!(catalog::entries().all(|(name, _)| registry.get(name).is_some()));
+    }
 }

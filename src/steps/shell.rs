@@ -13,8 +13,8 @@ use serde_json::{Map, Value as Json};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 
-use super::{FieldSpec, FieldType, KindSpec, Problem, StepCtx, StepError, StepKind};
-use crate::engine::events::Stream;
+use super::{Kind, Problem};
+use crate::contract::{FieldSpec, FieldType, KindSpec, StepCtx, StepError, StepKind, Stream};
 use crate::template::Tmpl;
 
 /// Keeps this much of each stream in the outputs; the log still sees every line.
@@ -31,6 +31,7 @@ impl Shell {
         Shell {
             spec: KindSpec {
                 name: "shell".into(),
+                family: "local".into(),
                 summary: "Runs a local command with bash (sh where bash is missing). A step may write `run:` directly.".into(),
                 fields: vec![
                     FieldSpec::new("run", &[FieldType::String], "the script; each `{{ }}` value reaches it as an environment variable, never as code").required(),
@@ -61,6 +62,12 @@ impl StepKind for Shell {
         &self.spec
     }
 
+    fn execute<'a>(&'a self, ctx: &'a StepCtx, with: Json) -> BoxFuture<'a, Result<Json, StepError>> {
+        Box::pin(run(ctx, with))
+    }
+}
+
+impl Kind for Shell {
     fn prepare(&self, with: Tmpl) -> Result<Tmpl, Vec<Problem>> {
         let Tmpl::Map(mut entries) = with.clone() else {
             return match &with {
@@ -80,10 +87,6 @@ impl StepKind for Shell {
         let vars = rewritten.vars.into_iter().map(|(name, expr)| (name, Tmpl::Expr(expr.into()))).collect();
         entries.push((VARS.into(), Tmpl::Map(vars)));
         Ok(Tmpl::Map(entries))
-    }
-
-    fn execute<'a>(&'a self, ctx: &'a StepCtx, with: Json) -> BoxFuture<'a, Result<Json, StepError>> {
-        Box::pin(run(ctx, with))
     }
 }
 
@@ -153,11 +156,7 @@ async fn run(ctx: &StepCtx, with: Json) -> Result<Json, StepError> {
     }
     let code = status.code().map_or_else(|| "a signal".to_string(), |c| format!("exit code {c}"));
     let last = err.lines().rev().find(|l| !l.trim().is_empty()).map(|l| format!(": {l}")).unwrap_or_default();
-    Err(StepError {
-        message: format!("the command failed with {code}{last}"),
-        retryable: true,
-        outputs: Some(outputs),
-    })
+    Err(StepError::retryable(format!("the command failed with {code}{last}")).with_outputs(outputs))
 }
 
 async fn opt(f: Option<impl std::future::Future<Output = String>>) -> String {

@@ -6,7 +6,8 @@
 use futures::future::BoxFuture;
 use serde_json::{json, Value as Json};
 
-use super::{FieldSpec, FieldType, KindSpec, StepCtx, StepError, StepKind};
+use super::Kind;
+use crate::contract::{FieldSpec, FieldType, KindSpec, StepCtx, StepError, StepKind};
 use crate::media::{self, Cue};
 
 pub struct Subtitle {
@@ -18,6 +19,7 @@ impl Subtitle {
         Subtitle {
             spec: KindSpec {
                 name: "media.subtitle".into(),
+                family: "local".into(),
                 summary: "Adds a soft subtitle track to an mp4 (no re-encoding) and writes an .srt beside it.".into(),
                 fields: vec![
                     FieldSpec::new("video", &[FieldType::String], "the mp4 to subtitle").required(),
@@ -80,6 +82,8 @@ fn cue(i: usize, item: &Json) -> Result<Cue, StepError> {
         ))),
     }
 }
+
+impl Kind for Subtitle {}
 
 impl StepKind for Subtitle {
     fn spec(&self) -> &KindSpec {

@@ -5,7 +5,8 @@ use serde_json::Value as Json;
 
 use crate::template::Tmpl;
 
-use super::{KindSpec, StepCtx, StepError, StepKind};
+use super::Kind;
+use crate::contract::{KindSpec, StepCtx, StepError, StepKind};
 
 pub struct Value {
     spec: KindSpec,
@@ -16,6 +17,7 @@ impl Value {
         Value {
             spec: KindSpec {
                 name: "value".into(),
+                family: "local".into(),
                 summary: "Names values for later steps: every key of `with` becomes an output.".into(),
                 open: true,
                 dynamic_outputs: true,
@@ -32,13 +34,15 @@ impl Default for Value {
     }
 }
 
+impl Kind for Value {
+    fn output_names(&self, with: &Tmpl) -> Option<Vec<String>> {
+        matches!(with, Tmpl::Map(_) | Tmpl::Lit(Json::Object(_))).then(|| with.keys())
+    }
+}
+
 impl StepKind for Value {
     fn spec(&self) -> &KindSpec {
         &self.spec
-    }
-
-    fn output_names(&self, with: &Tmpl) -> Option<Vec<String>> {
-        matches!(with, Tmpl::Map(_) | Tmpl::Lit(Json::Object(_))).then(|| with.keys())
     }
 
     fn execute<'a>(&'a self, _ctx: &'a StepCtx, with: Json) -> BoxFuture<'a, Result<Json, StepError>> {

@@ -11,6 +11,7 @@ use jiff::Timestamp;
 use rusqlite::params;
 
 use super::db::Db;
+use crate::contract::TaskJournal;
 use crate::engine::hooks::Journal;
 use crate::engine::StepRecord;
 
@@ -60,7 +61,7 @@ impl RunJournal {
     }
 }
 
-impl Journal for RunJournal {
+impl TaskJournal for RunJournal {
     fn task_submitted(&self, step: &str, item: Option<usize>, family: &str, task_id: &str) {
         let result = self.db.with(|c| {
             c.execute(
@@ -77,18 +78,6 @@ impl Journal for RunJournal {
         self.warn("a submitted task", result);
     }
 
-    fn attempt_finished(&self, step: &str, item: Option<usize>, attempt: u32, error: Option<&str>) {
-        let result = self.db.with(|c| {
-            c.execute(
-                "INSERT OR REPLACE INTO attempts (run_id, step, item, attempt, finished_at, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![self.run_id, step, item_col(item), attempt, Timestamp::now().to_string(), error],
-            )
-            .map(drop)
-        });
-        self.warn("an attempt", result);
-    }
-
     fn task_ended(&self, step: &str, item: Option<usize>, task_id: &str, succeeded: bool) {
         let state = if succeeded { "succeeded" } else { "failed" };
         let result = self.db.with(|c| {
@@ -99,6 +88,20 @@ impl Journal for RunJournal {
             .map(drop)
         });
         self.warn("a task's end", result);
+    }
+}
+
+impl Journal for RunJournal {
+    fn attempt_finished(&self, step: &str, item: Option<usize>, attempt: u32, error: Option<&str>) {
+        let result = self.db.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO attempts (run_id, step, item, attempt, finished_at, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![self.run_id, step, item_col(item), attempt, Timestamp::now().to_string(), error],
+            )
+            .map(drop)
+        });
+        self.warn("an attempt", result);
     }
 
     fn unit_finished(&self, step: &str, item: Option<usize>, record: &StepRecord) {

@@ -41,6 +41,7 @@ pub fn prior(db: &Arc<Db>, id: &str) -> Result<Prior, StoreError> {
                 outputs: serde_json::from_str(&outputs).unwrap_or_default(),
                 error: r.get(6)?,
                 needs: Vec::new(),
+                environment: false,
             };
             Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, record))
         })?;

@@ -4,9 +4,9 @@
 use serde_json::Value as Json;
 
 use super::Checker;
+use crate::contract::KindSpec;
 use crate::diag::did_you_mean;
 use crate::source::{KeyPath, Seg};
-use crate::steps::KindSpec;
 use crate::template::Tmpl;
 
 pub(super) fn check(c: &mut Checker, spec: &KindSpec, with: &Tmpl, at: &KeyPath, run_shorthand: bool) {

@@ -160,7 +160,7 @@ fn check_ref(
                     );
                     return None;
                 }
-                if let Some(names) = target.kind.output_names(&target.with) {
+                if let Some(names) = &target.outputs {
                     if !names.iter().any(|n| n == name) {
                         let help = did_you_mean(name, names.iter().map(String::as_str));
                         err(format!("step `{id}` ({}) has no output `{name}`", target.uses), help);

@@ -109,7 +109,7 @@ fn without_a_key_the_step_fails_before_any_request() {
     let base = serve(&rt, Router::new().fallback(any).with_state(seen.clone()));
     let yaml = "name: n\nsteps:\n  song:\n    uses: suno.music\n    with: { tags: jazz }\n";
     let run = case(yaml).env("COMETAPI_BASE_URL", &base).run();
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 3, "no key is the environment's failure");
     assert!(run.stderr.contains("COMETAPI_KEY") && run.stderr.contains("--simulate"), "{}", run.stderr);
     assert_eq!(seen.count(), 0);
 }
@@ -123,7 +123,7 @@ fn a_key_in_dot_env_is_used() {
         axum::Json(json!({"choices": [{"message": {"content": "hey"}}]})).into_response()
     }
     let base = serve(&rt, Router::new().route("/v1/chat/completions", post(chat)).with_state(seen.clone()));
-    let yaml = "name: n\nsteps:\n  ask:\n    uses: chat\n    with: { model: m, messages: [] }\n";
+    let yaml = "name: n\nsteps:\n  ask:\n    uses: chat\n    with: { model: m, messages: [{ role: user, content: hi }] }\n";
     let case = case(yaml).env("COMETAPI_BASE_URL", &base);
     std::fs::write(case.path().join(".env"), format!("# mine\nCOMETAPI_KEY=\"{KEY}\"\n")).unwrap();
     let run = case.run();

@@ -30,8 +30,8 @@ pub(crate) enum Loaded {
     Invalid(Vec<crate::diag::Diagnostic>),
 }
 
-pub(crate) fn load(file: &Path) -> Loaded {
-    let plan = match crate::load_plan(file, &crate::registry()) {
+pub(crate) fn load(file: &Path, registry: &crate::steps::Registry) -> Loaded {
+    let plan = match crate::load_plan(file, registry) {
         Ok(p) => p,
         Err(d) => return Loaded::Invalid(d),
     };

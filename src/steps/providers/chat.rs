@@ -4,37 +4,13 @@
 use reqwest::Method;
 use serde_json::{json, Map, Value as Json};
 
-use super::{at, charged_api, field, paid, I, L, N, O, S};
+use super::{at, charged};
 use crate::api::retry::Call;
-use crate::steps::{KindSpec, StepCtx, StepError};
-
-pub(super) fn spec() -> KindSpec {
-    paid(
-        "chat",
-        "Asks a chat model (POST /v1/chat/completions).",
-        vec![
-            field("model", &[S], "the model id, e.g. gpt-4o-mini").required(),
-            field(
-                "messages",
-                &[L],
-                "a list of {role, content}; content parts {type: image_url, image_url: {url}} may name local image files",
-            )
-            .required(),
-            field("temperature", &[N], "sampling temperature, 0 to 2"),
-            field("max_tokens", &[I], "the longest reply, in tokens"),
-            field("response_format", &[O], "e.g. {type: json_object}"),
-        ],
-        &[
-            ("text", "the reply"),
-            ("json", "the reply parsed as JSON, or null"),
-            ("usage", "token counts"),
-            ("model", "the model that answered"),
-            ("raw", "the whole answer"),
-        ],
-    )
-}
+use crate::api::Api;
+use crate::contract::{KindSpec, StepCtx, StepError};
 
 pub(super) async fn run(
+    api: &Api,
     ctx: &StepCtx,
     _spec: &KindSpec,
     mut body: Map<String, Json>,
@@ -46,7 +22,7 @@ pub(super) async fn run(
     }
     // Streaming would need an SSE reader; one JSON answer is what the outputs need.
     body.insert("stream".into(), json!(false));
-    let (api, _) = charged_api(ctx)?;
+    charged(api, ctx)?;
     let raw = api.json(Call::Submit, Method::POST, "/v1/chat/completions", Some(&Json::Object(body))).await?;
     let text = reply_text(&raw);
     Ok(json!({

@@ -3,38 +3,11 @@
 
 use serde_json::{json, Map, Value as Json};
 
-use super::{at, field, paid, save, L, O, S};
-use crate::api::catalog::{scalar, Route, TaskSpec};
+use super::{at, save};
 use crate::api::task;
-use crate::steps::{KindSpec, StepCtx, StepError};
-
-pub(super) fn spec() -> KindSpec {
-    let mut spec = paid(
-        "comet.task",
-        "Any CometAPI task endpoint: submit, then poll until a success or failure status.",
-        vec![
-            field("submit", &[O], "{method, path, body}: the paid call; path from the host").required(),
-            field("id", &[S], "dotted path to the task id in the submit answer, e.g. data.task_id")
-                .required(),
-            field("fetch", &[O], "{method, path}: the poll; `{id}` in the path is the task id").required(),
-            field("status", &[S], "dotted path to the status in the fetch answer").required(),
-            field("success", &[L], "statuses that mean done").required(),
-            field("failure", &[L], "statuses that mean failed"),
-            field("progress", &[S], "dotted path to the progress, when there is one"),
-            field("error", &[S], "dotted path to the failure reason"),
-            field("files", &[L], "dotted paths of URLs to download on success"),
-        ],
-        &[
-            ("task_id", "the task id"),
-            ("status", "the final status"),
-            ("result", "the last fetch answer"),
-            ("files", "local paths of the downloaded files, in the order of `files`"),
-        ],
-    );
-    // Nothing passes through to the API from here: an unknown field is a typo.
-    spec.open = false;
-    spec
-}
+use crate::api::Api;
+use crate::catalog::{scalar, Route, TaskSpec};
+use crate::contract::{KindSpec, StepCtx, StepError};
 
 fn text_list(v: Option<&Json>) -> Vec<String> {
     match v {
@@ -61,7 +34,12 @@ fn route(
     Ok(Route { method, path: path.to_owned() })
 }
 
-pub(super) async fn run(ctx: &StepCtx, spec: &KindSpec, with: Map<String, Json>) -> Result<Json, StepError> {
+pub(super) async fn run(
+    api: &Api,
+    ctx: &StepCtx,
+    spec: &KindSpec,
+    with: Map<String, Json>,
+) -> Result<Json, StepError> {
     let task_spec = TaskSpec {
         family: "comet".into(),
         submit: route(spec, &with, "submit", "POST")?,
@@ -79,7 +57,7 @@ pub(super) async fn run(ctx: &StepCtx, spec: &KindSpec, with: Map<String, Json>)
         then: None,
     };
     let body = with["submit"].get("body").cloned().unwrap_or_else(|| json!({}));
-    let done = task::run(ctx, &task_spec, &body).await?;
+    let done = task::run(api, ctx, &task_spec, &body).await?;
     let mut files = Vec::new();
     for (i, path) in text_list(with.get("files")).iter().enumerate() {
         let Some(url) = at(&done.result, path).as_str().map(str::to_owned) else {
@@ -89,7 +67,7 @@ pub(super) async fn run(ctx: &StepCtx, spec: &KindSpec, with: Map<String, Json>)
             )));
         };
         let stem = format!("file-{}", i + 1);
-        files.push(save(ctx, &url, &stem).await?);
+        files.push(save(api, ctx, &url, &stem).await?);
     }
     Ok(json!({ "task_id": done.task_id, "status": done.status, "result": done.result, "files": files }))
 }

@@ -12,63 +12,26 @@ mod body;
 use base64::Engine as _;
 use serde_json::{json, Map, Value as Json};
 
-use super::{entry_of, field, paid};
-use crate::api::catalog::{self, Entry, OutputDecl};
+use super::entry_of;
+use crate::api::Api;
 use crate::api::{download, task};
-use crate::steps::{FieldType, KindSpec, StepCtx, StepError};
+use crate::catalog::{self, OutputDecl};
+use crate::contract::{KindSpec, StepCtx, StepError};
 
 pub(crate) use body::{encode, mime};
 
-/// A spec for every catalog entry that declares outputs.
-pub(super) fn specs() -> Vec<KindSpec> {
-    catalog::entries().filter(|(_, e)| !e.outputs.is_empty()).map(|(name, e)| spec(name, e)).collect()
-}
-
-fn spec(name: &str, entry: &Entry) -> KindSpec {
-    let fields = entry
-        .fields
-        .iter()
-        .map(|d| {
-            let types: Vec<FieldType> = d.types.names().into_iter().filter_map(field_type).collect();
-            let mut f = field(&d.name, &types, &d.desc).values(&d.values);
-            f.required = d.required;
-            f
-        })
-        .collect();
-    let mut outputs: Vec<(String, String)> = Vec::new();
-    for o in &entry.outputs {
-        outputs.push((o.name.clone(), o.desc.clone()));
-        if o.file.is_some() {
-            outputs.push((o.url_name(), format!("the URL of `{}`, when the API gave one", o.name)));
-        }
-    }
-    if entry.task.fetch.is_some() {
-        outputs.push(("task_id".into(), "the provider's task id".into()));
-    }
-    outputs.push(("raw".into(), "the last answer, whole".into()));
-    let outputs: Vec<(&str, &str)> = outputs.iter().map(|(n, d)| (n.as_str(), d.as_str())).collect();
-    paid(name, &entry.summary, fields, &outputs)
-}
-
-fn field_type(name: &str) -> Option<FieldType> {
-    Some(match name {
-        "string" => FieldType::String,
-        "integer" => FieldType::Integer,
-        "number" => FieldType::Number,
-        "boolean" => FieldType::Boolean,
-        "list" => FieldType::List,
-        "map" => FieldType::Object,
-        _ => return None,
-    })
-}
-
-pub(super) async fn run(ctx: &StepCtx, spec: &KindSpec, with: Map<String, Json>) -> Result<Json, StepError> {
+pub(super) async fn run(
+    api: &Api,
+    ctx: &StepCtx,
+    spec: &KindSpec,
+    with: Map<String, Json>,
+) -> Result<Json, StepError> {
     let entry = entry_of(spec)?;
     let (path, payload) = body::build(ctx, &spec.name, entry, with)?;
-    let done = task::run_with(ctx, &entry.task, &path, &payload).await?;
+    let done = task::run_with(api, ctx, &entry.task, &path, &payload).await?;
     let mut out = Map::new();
     for decl in &entry.outputs {
-        output(ctx, &spec.name, decl, &done.result, &mut out).await?;
+        output(api, ctx, &spec.name, decl, &done.result, &mut out).await?;
     }
     if entry.task.fetch.is_some() {
         out.insert("task_id".into(), json!(done.task_id));
@@ -78,6 +41,7 @@ pub(super) async fn run(ctx: &StepCtx, spec: &KindSpec, with: Map<String, Json>)
 }
 
 async fn output(
+    api: &Api,
     ctx: &StepCtx,
     kind: &str,
     decl: &OutputDecl,
@@ -92,10 +56,11 @@ async fn output(
         )));
     }
     let Some(stem) = &decl.file else {
+        let read = |v: &Json| if decl.number { super::number(v.clone()) } else { v.clone() };
         let value = if decl.list {
-            Json::Array(found.into_iter().cloned().collect())
+            Json::Array(found.into_iter().map(read).collect())
         } else {
-            found.first().map_or(Json::Null, |v| (*v).clone())
+            found.first().map_or(Json::Null, |v| read(v))
         };
         out.insert(decl.name.clone(), value);
         return Ok(());
@@ -106,7 +71,7 @@ async fn output(
     for (i, value) in found.iter().enumerate() {
         let Some(text) = value.as_str() else { continue };
         let stem = if many { format!("{stem}-{}", i + 1) } else { stem.clone() };
-        let path = save(ctx, kind, &stem, text).await?;
+        let path = save(api, ctx, kind, &stem, text).await?;
         paths.push(json!(path));
         urls.push(if text.starts_with("http") { json!(text) } else { Json::Null });
     }
@@ -121,10 +86,10 @@ async fn output(
 }
 
 /// A URL downloaded, a data URI or bare base64 decoded; the local path.
-async fn save(ctx: &StepCtx, kind: &str, stem: &str, text: &str) -> Result<String, StepError> {
+async fn save(api: &Api, ctx: &StepCtx, kind: &str, stem: &str, text: &str) -> Result<String, StepError> {
     let dir = ctx.dir()?;
     if text.starts_with("http://") || text.starts_with("https://") {
-        return Ok(download::fetch(dir, text, stem).await?.display().to_string());
+        return Ok(download::fetch(api, dir, text, stem).await?.display().to_string());
     }
     let data = text.split_once(";base64,").map_or(text, |(_, d)| d);
     let bytes = base64::engine::general_purpose::STANDARD.decode(data.trim()).map_err(|e| {

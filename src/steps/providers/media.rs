@@ -8,66 +8,18 @@ use base64::Engine as _;
 use reqwest::Method;
 use serde_json::{json, Map, Value as Json};
 
-use super::{at, charged_api, field, paid, required_str, I, N, S};
+use super::{at, charged, required_str};
+use crate::api::Api;
 use crate::api::{download, retry::Call};
-use crate::steps::{KindSpec, StepCtx, StepError};
-
-pub(super) fn image_spec() -> KindSpec {
-    paid(
-        "image",
-        "Makes images (POST /v1/images/generations); each result is saved as a file.",
-        vec![
-            field("model", &[S], "e.g. gpt-image-1, dall-e-3").required(),
-            field("prompt", &[S], "what to draw").required(),
-            field("n", &[I], "how many images (keep 1 for most models)"),
-            field("size", &[S], "e.g. 1024x1024"),
-            field("quality", &[S], "e.g. low, medium, high"),
-            field("response_format", &[S], "url or b64_json (only DALL-E models honour it)")
-                .values(&[json!("url"), json!("b64_json")]),
-        ],
-        &[("image", "local path of the first image"), ("images", "local paths of every image")],
-    )
-}
-
-pub(super) fn speech_spec() -> KindSpec {
-    let voices = ["alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer"];
-    let formats = ["mp3", "opus", "aac", "flac", "wav", "pcm"];
-    paid(
-        "speech",
-        "Reads text aloud (POST /v1/audio/speech); the audio is saved as a file.",
-        vec![
-            field("model", &[S], "e.g. tts-1").required(),
-            field("input", &[S], "the text, at most 4096 characters").required(),
-            field("voice", &[S], "alloy, nova, ...").values(&voices.map(|v| json!(v))),
-            field("response_format", &[S], "the audio format").values(&formats.map(|v| json!(v))),
-            field("speed", &[N], "0.25 to 4"),
-        ],
-        &[("audio", "local path of the audio")],
-    )
-}
-
-pub(super) fn transcription_spec() -> KindSpec {
-    paid(
-        "transcription",
-        "Turns speech into text (POST /v1/audio/transcriptions, multipart upload).",
-        vec![
-            field("file", &[S], "the audio file to upload").required(),
-            field("model", &[S], "e.g. whisper-1").required(),
-            field("language", &[S], "the spoken language, e.g. en"),
-            field("prompt", &[S], "context to guide the model"),
-            field("response_format", &[S], "json, text, srt, verbose_json or vtt"),
-            field("temperature", &[N], "sampling temperature"),
-        ],
-        &[("text", "the transcript")],
-    )
-}
+use crate::contract::{KindSpec, StepCtx, StepError};
 
 pub(super) async fn image(
+    api: &Api,
     ctx: &StepCtx,
     _spec: &KindSpec,
     body: Map<String, Json>,
 ) -> Result<Json, StepError> {
-    let (api, _) = charged_api(ctx)?;
+    charged(api, ctx)?;
     let answer =
         api.json(Call::Submit, Method::POST, "/v1/images/generations", Some(&Json::Object(body))).await?;
     let items = answer["data"].as_array().cloned().unwrap_or_default();
@@ -76,7 +28,7 @@ pub(super) async fn image(
     for (i, item) in items.iter().enumerate() {
         let stem = if items.len() == 1 { "image".to_owned() } else { format!("image-{}", i + 1) };
         let path = if let Some(url) = item["url"].as_str().filter(|u| !u.is_empty()) {
-            download::fetch(dir, url, &stem).await?
+            download::fetch(api, dir, url, &stem).await?
         } else if let Some(b64) = item["b64_json"].as_str() {
             let bytes = base64::engine::general_purpose::STANDARD.decode(b64.trim()).map_err(|e| {
                 StepError::fatal(format!("image {} is not valid base64 ({e}); run the step again", i + 1))
@@ -95,16 +47,18 @@ pub(super) async fn image(
 }
 
 pub(super) async fn speech(
+    api: &Api,
     ctx: &StepCtx,
     _spec: &KindSpec,
     with: Map<String, Json>,
 ) -> Result<Json, StepError> {
     let body = Json::Object(with);
-    let (api, key) = charged_api(ctx)?;
+    let key = charged(api, ctx)?;
+    let http = api.http()?;
     let url = api.url("/v1/audio/speech");
     let reply = api
         .send(Call::Submit, "`POST /v1/audio/speech`", || {
-            api.http.request(Method::POST, &url).bearer_auth(key.expose()).json(&body)
+            http.request(Method::POST, &url).bearer_auth(key.expose()).json(&body)
         })
         .await?;
     let content_type =
@@ -118,6 +72,7 @@ pub(super) async fn speech(
 }
 
 pub(super) async fn transcription(
+    api: &Api,
     ctx: &StepCtx,
     spec: &KindSpec,
     with: Map<String, Json>,
@@ -130,7 +85,8 @@ pub(super) async fn transcription(
         ))
     })?;
     let name = file.file_name().map_or("audio".into(), |n| n.to_string_lossy().into_owned());
-    let (api, key) = charged_api(ctx)?;
+    let key = charged(api, ctx)?;
+    let http = api.http()?;
     let url = api.url("/v1/audio/transcriptions");
     let reply = api
         .send(Call::Submit, "`POST /v1/audio/transcriptions`", || {
@@ -143,7 +99,7 @@ pub(super) async fn transcription(
                 };
                 form = form.text(k.clone(), text);
             }
-            api.http.request(Method::POST, &url).bearer_auth(key.expose()).multipart(form)
+            http.request(Method::POST, &url).bearer_auth(key.expose()).multipart(form)
         })
         .await?;
     let body = String::from_utf8_lossy(&reply.body).into_owned();

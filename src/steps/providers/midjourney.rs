@@ -6,65 +6,31 @@
 use reqwest::Method;
 use serde_json::{json, Map, Value as Json};
 
-use super::{at, field, keyed_api, paid, required_str, task_of, url_outputs, O, S};
-use crate::api::{catalog, retry::Call, task};
-use crate::steps::{KindSpec, StepCtx, StepError};
-
-const OUTPUTS: &[(&str, &str)] = &[
-    ("image", "local path of the image"),
-    ("image_url", "the image's URL"),
-    ("buttons", "the finished task's buttons (label, customId)"),
-    ("task_id", "Midjourney's task id"),
-];
-
-pub(super) fn imagine_spec() -> KindSpec {
-    paid(
-        "midjourney.imagine",
-        "Makes a 2x2 image grid with Midjourney (POST /mj/submit/imagine, then polls).",
-        vec![
-            field("prompt", &[S], "the prompt, with flags like --ar 16:9").required(),
-            field("botType", &[S], "MID_JOURNEY or NIJI_JOURNEY")
-                .values(&[json!("MID_JOURNEY"), json!("NIJI_JOURNEY")]),
-            field("accountFilter", &[O], "which accounts may run it"),
-        ],
-        OUTPUTS,
-    )
-}
-
-pub(super) fn action_spec() -> KindSpec {
-    paid(
-        "midjourney.action",
-        "Presses a button of a finished Midjourney task (U1-U4 upscale, V1-V4 vary, ...).",
-        vec![
-            field("task_id", &[S], "the parent task, e.g. steps.grid.outputs.task_id").required(),
-            field(
-                "action",
-                &[S],
-                "a button label (U1-U4 upscale, V1-V4 vary, Zoom Out 2x), its emoji, its customId, or reroll / pan_left / pan_right / pan_up / pan_down",
-            )
-            .required(),
-        ],
-        OUTPUTS,
-    )
-}
+use super::{at, required_str, task_of, url_outputs};
+use crate::api::Api;
+use crate::api::{retry::Call, task};
+use crate::catalog;
+use crate::contract::{KindSpec, StepCtx, StepError};
 
 pub(super) async fn imagine(
+    api: &Api,
     ctx: &StepCtx,
     spec: &KindSpec,
     body: Map<String, Json>,
 ) -> Result<Json, StepError> {
     required_str(spec, &body, "prompt")?;
-    finish(ctx, task_of(spec)?, body).await
+    finish(api, ctx, task_of(spec)?, body).await
 }
 
 pub(super) async fn action(
+    api: &Api,
     ctx: &StepCtx,
     spec: &KindSpec,
     mut with: Map<String, Json>,
 ) -> Result<Json, StepError> {
     let parent = required_str(spec, &with, "task_id")?.to_owned();
     let wanted = required_str(spec, &with, "action")?.to_owned();
-    let (api, _) = keyed_api()?;
+    api.key()?;
     let fetched = api.json(Call::Read, Method::GET, &format!("/mj/task/{parent}/fetch"), None).await?;
     let custom_id = choose(&fetched["buttons"], &wanted).ok_or_else(|| {
         let labels: Vec<String> = fetched["buttons"]
@@ -80,7 +46,7 @@ pub(super) async fn action(
     with.remove("action");
     with.insert("customId".into(), json!(custom_id));
     with.insert("taskId".into(), json!(parent));
-    finish(ctx, task_of(spec)?, with).await
+    finish(api, ctx, task_of(spec)?, with).await
 }
 
 /// The `customId` of the button whose customId, label or emoji is `wanted`.
@@ -106,12 +72,13 @@ fn choose(buttons: &Json, wanted: &str) -> Option<String> {
 }
 
 async fn finish(
+    api: &Api,
     ctx: &StepCtx,
     entry: &catalog::TaskSpec,
     body: Map<String, Json>,
 ) -> Result<Json, StepError> {
-    let done = task::run(ctx, entry, &Json::Object(body)).await?;
-    let mut out = url_outputs(ctx, "image", &at(&done.result, "imageUrl|image_url")).await?;
+    let done = task::run(api, ctx, entry, &Json::Object(body)).await?;
+    let mut out = url_outputs(api, ctx, "image", &at(&done.result, "imageUrl|image_url")).await?;
     out.insert("buttons".into(), at(&done.result, "buttons"));
     out.insert("task_id".into(), json!(done.task_id));
     Ok(Json::Object(out))

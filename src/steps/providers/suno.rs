@@ -4,56 +4,19 @@
 
 use serde_json::{json, Map, Value as Json};
 
-use super::{at, field, number, paid, required_str, task_of, url_outputs, B, N, S};
+use super::{at, number, required_str, task_of, url_outputs};
 use crate::api::task;
-use crate::steps::{KindSpec, StepCtx, StepError};
-
-const MV: &[&str] = &["chirp-v3-5", "chirp-v4", "chirp-auk", "chirp-bluejay", "chirp-crow", "chirp-fenix"];
-
-pub(super) fn lyrics_spec() -> KindSpec {
-    paid(
-        "suno.lyrics",
-        "Writes song lyrics with Suno (POST /suno/submit/lyrics).",
-        vec![field("prompt", &[S], "what the song is about").required()],
-        &[("text", "the lyrics"), ("title", "the song's title"), ("task_id", "Suno's task id")],
-    )
-}
-
-pub(super) fn music_spec() -> KindSpec {
-    let mut mv = field("mv", &[S], "the Suno model: chirp-crow (v5), chirp-auk (v4.5), chirp-v4, ...");
-    mv.description.push_str(&format!(" (known: {})", MV.join(", ")));
-    paid(
-        "suno.music",
-        "Makes a song with Suno (POST /suno/submit/music, then polls); two clips per task.",
-        vec![
-            field("prompt", &[S], "lyrics (custom mode)"),
-            field("gpt_description_prompt", &[S], "a description, when Suno writes the lyrics"),
-            field("tags", &[S], "the style, e.g. lo-fi city pop"),
-            field("negative_tags", &[S], "styles to avoid"),
-            field("title", &[S], "the song's title"),
-            mv,
-            field("make_instrumental", &[B], "no vocals"),
-            field("continue_clip_id", &[S], "a clip to extend"),
-            field("continue_at", &[N], "where to extend from, in seconds (needs continue_clip_id)"),
-            field("persona_id", &[S], "a persona's voice and style, from suno.persona"),
-            field("task", &[S], "upload_extend to extend a suno.upload clip; gen_stem is suno.stems"),
-        ],
-        &[
-            ("audio", "local path of the first clip's audio"),
-            ("audio_url", "the first clip's audio URL"),
-            ("clips", "every clip: id, title, audio_url, image_url, video_url, duration"),
-            ("task_id", "Suno's task id"),
-        ],
-    )
-}
+use crate::api::Api;
+use crate::contract::{KindSpec, StepCtx, StepError};
 
 pub(super) async fn lyrics(
+    api: &Api,
     ctx: &StepCtx,
     spec: &KindSpec,
     body: Map<String, Json>,
 ) -> Result<Json, StepError> {
     required_str(spec, &body, "prompt")?;
-    let done = task::run(ctx, task_of(spec)?, &Json::Object(body)).await?;
+    let done = task::run(api, ctx, task_of(spec)?, &Json::Object(body)).await?;
     // [I] the lyrics result is `data.data` as an object; some gateways wrap it in a list.
     let result = match at(&done.result, "data.data") {
         Json::Array(list) => list.into_iter().next().unwrap_or(Json::Null),
@@ -67,6 +30,7 @@ pub(super) async fn lyrics(
 }
 
 pub(super) async fn music(
+    api: &Api,
     ctx: &StepCtx,
     spec: &KindSpec,
     body: Map<String, Json>,
@@ -77,7 +41,7 @@ pub(super) async fn music(
             "`suno.music` needs `prompt` (lyrics), `gpt_description_prompt` or `tags`; add one under `with:`",
         ));
     }
-    let done = task::run(ctx, task_of(spec)?, &Json::Object(body)).await?;
+    let done = task::run(api, ctx, task_of(spec)?, &Json::Object(body)).await?;
     let clips: Vec<Json> = match at(&done.result, "data.data") {
         Json::Array(list) => list.iter().map(clip).collect(),
         _ => Vec::new(),
@@ -88,7 +52,7 @@ pub(super) async fn music(
             done.task_id
         ))
     })?;
-    let mut out = url_outputs(ctx, "audio", &first["audio_url"]).await?;
+    let mut out = url_outputs(api, ctx, "audio", &first["audio_url"]).await?;
     out.insert("clips".into(), json!(clips));
     out.insert("task_id".into(), json!(done.task_id));
     Ok(Json::Object(out))

@@ -9,30 +9,23 @@
 use reqwest::Method;
 use serde_json::{json, Map, Value as Json};
 
-use super::{at, charged_api, field, paid, required_str, S};
+use super::{at, charged, required_str};
 use crate::api::retry::Call;
-use crate::steps::{KindSpec, StepCtx, StepError};
+use crate::api::Api;
+use crate::contract::{KindSpec, StepCtx, StepError};
 
 /// A line ends at a newline in a word, after a pause this long, or past this many chars.
 const PAUSE_SECONDS: f64 = 1.0;
 const LINE_CHARS: usize = 42;
 
-pub(super) fn spec() -> KindSpec {
-    paid(
-        "suno.timing",
-        "A Suno clip's lyrics timeline (GET /suno/act/timing/{clip_id}): words and subtitle lines.",
-        vec![field("clip_id", &[S], "the clip, e.g. steps.song.outputs.clips[0].id").required()],
-        &[
-            ("lines", "subtitle lines: a list of {start, end, text}, in seconds"),
-            ("words", "every sung word: a list of {start, end, text}"),
-            ("raw", "the whole answer"),
-        ],
-    )
-}
-
-pub(super) async fn run(ctx: &StepCtx, spec: &KindSpec, body: Map<String, Json>) -> Result<Json, StepError> {
+pub(super) async fn run(
+    api: &Api,
+    ctx: &StepCtx,
+    spec: &KindSpec,
+    body: Map<String, Json>,
+) -> Result<Json, StepError> {
     let clip = required_str(spec, &body, "clip_id")?;
-    let (api, _) = charged_api(ctx)?;
+    charged(api, ctx)?;
     let path = format!("/suno/act/timing/{clip}");
     let raw = api.json(Call::Read, Method::GET, &path, None).await?;
     if let Some(code) = raw.get("code").filter(|c| c.as_str() != Some("success") && !c.is_null()) {

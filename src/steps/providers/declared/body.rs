@@ -5,9 +5,9 @@
 use base64::Engine as _;
 use serde_json::{Map, Value as Json};
 
-use crate::api::catalog::{Entry, FieldDecl};
 use crate::api::{FilePart, Payload};
-use crate::steps::{StepCtx, StepError};
+use crate::catalog::{Entry, FieldDecl};
+use crate::contract::{StepCtx, StepError};
 
 /// The submit path and payload for one step.
 pub(crate) fn build(
@@ -162,7 +162,7 @@ fn fill_path(kind: &str, path: &str, body: &mut Map<String, Json>) -> Result<Str
         let value = body
             .remove(&name)
             .as_ref()
-            .and_then(crate::api::catalog::scalar)
+            .and_then(crate::catalog::scalar)
             .ok_or_else(|| StepError::fatal(format!("`{kind}` needs `{name}`; add it under `with:`")))?;
         out.replace_range(start..=end.min(out.len() - 1), &value);
     }

@@ -1,6 +1,8 @@
-//! The provider family table: per task kind, where to submit, where the task id is, how to
-//! poll and where status, progress, failure reason and the family's envelope live. It is
-//! `catalog.yaml`, compiled in; [`TaskSpec`] is also what `comet.task` builds from `with`.
+//! The one description of every CometAPI step kind: its family, summary, `with` fields,
+//! outputs, availability, and where to submit, where the task id is, how to poll and where
+//! status, progress, failure reason and the family's envelope live. It is `catalog.yaml`,
+//! compiled in; `kinds`, `schema`, `validate`, `limits` and `--dry-run` all read it through
+//! [`spec`], and [`TaskSpec`] is also what `comet.task` builds from `with`.
 //!
 //! It owns the shapes as data and dotted-path lookups; it must not send anything.
 
@@ -10,6 +12,8 @@ use std::sync::OnceLock;
 use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::Value as Json;
+
+use crate::contract::{FieldSpec, FieldType, KindSpec};
 
 const CATALOG: &str = include_str!("catalog.yaml");
 
@@ -23,6 +27,14 @@ pub(crate) struct Route {
 
 fn post() -> String {
     "POST".into()
+}
+
+fn no_route() -> Route {
+    Route { method: post(), path: String::new() }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A family's success marker in every answer (`code == 0` for Kling, ...).
@@ -40,6 +52,8 @@ pub(crate) struct Envelope {
 pub(crate) struct TaskSpec {
     /// For `task_submitted` and messages: `suno`, `kling`, ...
     pub family: String,
+    /// Empty for kinds whose code makes its own requests (`http`, `comet.task`).
+    #[serde(default = "no_route")]
     pub submit: Route,
     /// Dotted path(s) of the task id in the submit answer. A URL found there means the
     /// answer already holds the result (Suno's `wav`/`mp4` may answer either way [I]).
@@ -86,12 +100,25 @@ pub(crate) struct Entry {
     pub task: TaskSpec,
     #[serde(default)]
     pub summary: String,
+    /// The hand-written behaviour in `steps::providers` for a kind that cannot be declared;
+    /// `None` for kinds run wholly from this entry.
+    #[serde(default)]
+    pub code: Option<String>,
     /// Marked temporarily unavailable or removed in CometAPI's docs; built from the documented shapes.
     #[serde(default)]
     pub unavailable: bool,
+    /// Each execution is a paid call (counted by `budget` and `--dry-run`).
+    #[serde(default = "yes")]
+    pub paid: bool,
+    /// A failed attempt may be repeated without paying twice.
+    #[serde(default)]
+    pub idempotent: bool,
+    /// Unknown `with` fields pass through to the API (else they are errors).
+    #[serde(default = "yes")]
+    pub open: bool,
     #[serde(default)]
     pub fields: Vec<FieldDecl>,
-    /// Empty for kinds with their own code (`suno.music`, ...).
+    /// For kinds with code, names and descriptions only (their code shapes them).
     #[serde(default)]
     pub outputs: Vec<OutputDecl>,
     /// Body fields set when the step does not set them (dotted keys nest).
@@ -155,6 +182,8 @@ impl OneOrMany {
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct OutputDecl {
     pub name: String,
+    /// Where it is in the final answer (declared kinds only).
+    #[serde(default)]
     pub path: String,
     #[serde(default)]
     pub desc: String,
@@ -170,6 +199,9 @@ pub(crate) struct OutputDecl {
     /// May be missing without failing the step.
     #[serde(default)]
     pub optional: bool,
+    /// A number the answer may give as text (`"5.2"`) is read as a number.
+    #[serde(default)]
+    pub number: bool,
 }
 
 impl OutputDecl {
@@ -190,6 +222,57 @@ fn table() -> &'static IndexMap<String, Entry> {
         // `_name` entries only hold shared parts.
         table.retain(|name, _| !name.starts_with('_'));
         table
+    })
+}
+
+/// The kind an entry describes, as the engine, `validate`, `kinds` and `schema` see it.
+pub(crate) fn spec(name: &str, entry: &Entry) -> KindSpec {
+    let fields = entry
+        .fields
+        .iter()
+        .map(|d| {
+            let types: Vec<FieldType> = d.types.names().into_iter().filter_map(field_type).collect();
+            let mut f = FieldSpec::new(&d.name, &types, &d.desc).values(&d.values);
+            f.required = d.required;
+            f
+        })
+        .collect();
+    let mut outputs: Vec<(String, String)> = Vec::new();
+    for o in &entry.outputs {
+        outputs.push((o.name.clone(), o.desc.clone()));
+        if entry.code.is_none() && o.file.is_some() {
+            outputs.push((o.url_name(), format!("the URL of `{}`, when the API gave one", o.name)));
+        }
+    }
+    if entry.code.is_none() {
+        if entry.task.fetch.is_some() {
+            outputs.push(("task_id".into(), "the provider's task id".into()));
+        }
+        outputs.push(("raw".into(), "the last answer, whole".into()));
+    }
+    KindSpec {
+        name: name.to_owned(),
+        family: entry.task.family.clone(),
+        summary: entry.summary.clone(),
+        fields,
+        open: entry.open,
+        outputs,
+        dynamic_outputs: false,
+        paid: entry.paid,
+        idempotent: entry.idempotent,
+        unavailable: entry.unavailable,
+    }
+}
+
+fn field_type(name: &str) -> Option<FieldType> {
+    Some(match name {
+        "string" => FieldType::String,
+        "integer" => FieldType::Integer,
+        "number" => FieldType::Number,
+        "boolean" => FieldType::Boolean,
+        "list" => FieldType::List,
+        "map" => FieldType::Object,
+        _ => return None,
     })
 }
 
@@ -279,6 +362,28 @@ mod tests {
         ] {
             let spec = get(kind).unwrap_or_else(|| panic!("{kind} missing"));
             assert!(spec.fetch.as_ref().is_some_and(|f| f.path.contains("{id}")), "{kind}");
+        }
+    }
+
+    #[test]
+    fn every_entry_names_a_family_and_declares_what_it_runs() {
+        for (name, entry) in entries() {
+            assert!(!entry.task.family.is_empty(), "{name} has no family");
+            assert!(!entry.outputs.is_empty(), "{name} declares no outputs");
+            let spec = spec(name, entry);
+            for f in &entry.fields {
+                assert!(!f.types.names().is_empty(), "{name}.{}", f.name);
+                assert!(
+                    f.types.names().into_iter().all(|t| field_type(t).is_some()),
+                    "{name}.{}: bad type",
+                    f.name
+                );
+            }
+            if entry.code.is_none() {
+                assert!(!entry.task.submit.path.is_empty(), "{name} has no submit path and no code");
+                assert!(entry.outputs.iter().all(|o| !o.path.is_empty()), "{name}: an output without a path");
+            }
+            assert_eq!(spec.name, name);
         }
     }
 
