@@ -12,6 +12,9 @@ mod unit;
 pub use unit::human_duration;
 mod walk;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};

@@ -24,6 +24,7 @@ pub mod steps;
 pub mod store;
 pub mod syntax;
 pub mod template;
+pub mod trigger;
 pub mod validate;
 pub mod watch;
 

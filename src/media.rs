@@ -26,6 +26,7 @@ mod mux;
 mod output;
 mod stbl;
 mod subtitle;
+mod track;
 mod video;
 
 /// How to reconcile clips and a song of different lengths.

@@ -14,6 +14,7 @@ use crate::contract::StepKind;
 pub use crate::contract::{PollPolicy, StepIdx};
 use crate::source::Source;
 use crate::template::Tmpl;
+use crate::trigger::Trigger;
 
 #[derive(Debug)]
 pub struct Pipeline {
@@ -113,19 +114,12 @@ pub struct Limit {
     pub per_minute: Option<u32>,
 }
 
+/// `on:`, checked: parsed crons with their zones, policies and the inputs each fire's run
+/// gets, and compiled watch globs.
 #[derive(Debug, Clone, Default)]
 pub struct Triggers {
-    pub schedule: Vec<ScheduleSpec>,
-    pub watch: Vec<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct ScheduleSpec {
-    pub cron: String,
-    pub timezone: Option<String>,
-    pub overlap: Option<String>,
-    pub catch_up: Option<String>,
-    pub inputs: IndexMap<String, Json>,
+    pub schedule: Vec<Trigger>,
+    pub watch: Vec<globset::Glob>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

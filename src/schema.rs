@@ -6,7 +6,6 @@
 //! it is what VS Code's YAML extension understands best.
 
 mod kinds;
-pub(crate) mod shapes;
 
 use schemars::generate::SchemaSettings;
 use schemars::JsonSchema;

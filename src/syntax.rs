@@ -5,6 +5,8 @@
 //! The same types derive `JsonSchema`, so `cometflow schema` cannot drift from the parser:
 //! doc comments here are the descriptions editors show.
 
+pub(crate) mod shapes;
+
 use std::sync::Arc;
 
 use indexmap::IndexMap;
@@ -13,7 +15,6 @@ use serde::Deserialize;
 use serde_yaml::Value;
 
 use crate::diag::{did_you_mean, Diagnostic};
-use crate::schema::shapes;
 use crate::source::{Source, Span};
 
 /// A cometflow pipeline: named steps that call models (or run locally), run as a DAG.

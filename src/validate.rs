@@ -17,8 +17,7 @@ use serde_yaml::Value as Yaml;
 
 use crate::diag::{did_you_mean, Diagnostic};
 use crate::model::{
-    parse_duration, Cond, InputSpec, InputType, Limit, Pipeline, PollPolicy, RetryPolicy, ScheduleSpec, Step,
-    Triggers,
+    parse_duration, Cond, InputSpec, InputType, Limit, Pipeline, PollPolicy, RetryPolicy, Step,
 };
 use crate::path;
 use crate::source::{KeyPath, Seg, Source};
@@ -157,24 +156,7 @@ pub fn check(
         limits.insert(family, Limit { concurrency: l.concurrency, per_minute: l.per_minute });
     }
 
-    let triggers = match raw.on {
-        Some(on) => Triggers {
-            schedule: on
-                .schedule
-                .into_iter()
-                .map(|s| ScheduleSpec {
-                    cron: s.cron,
-                    timezone: s.timezone,
-                    overlap: s.overlap,
-                    catch_up: s.catch_up,
-                    inputs: s.inputs.into_iter().map(|(k, v)| (k, yaml_to_json(&v))).collect(),
-                })
-                .collect(),
-            watch: on.watch,
-        },
-        None => Triggers::default(),
-    };
-    triggers::check(&mut c, &triggers, &inputs);
+    let triggers = triggers::check(&mut c, raw.on, &inputs);
 
     let raw_steps = match raw.steps {
         Some(s) if !s.is_empty() => s,

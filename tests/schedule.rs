@@ -203,3 +203,16 @@ fn schedule_inputs_and_policies_are_checked_where_written() {
     assert!(e.contains("input `clips` is of type `integer`"), "{e}");
     assert!(e.contains("the pipeline has no input `theme`"), "{e}");
 }
+
+#[test]
+fn a_schedule_that_leaves_a_required_input_unset_is_refused_where_it_is_written() {
+    let out = Test::new()
+        .pipeline(
+            "name: bad\ninputs:\n  theme: { required: true }\non:\n  schedule:\n    - cron: \"0 9 * * *\"\nsteps:\n  a: { run: echo }\n",
+        )
+        .args(&["validate", "pipeline.yaml"])
+        .expect(2);
+    let e = &out.stderr;
+    assert!(e.contains("pipeline.yaml:6:11: input `theme` is required and has no default, and this schedule does not set it"), "{e}");
+    assert!(e.contains("set it under the entry's `inputs:`"), "{e}");
+}

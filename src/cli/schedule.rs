@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use super::OutputArgs;
 use crate::error::{Failure, Outcome};
 use crate::schedule::daemon::{DaemonOptions, Stop};
-use crate::schedule::{next_fires, Trigger};
+use crate::schedule::next_fires;
 use crate::steps::Registry;
 
 pub const EXAMPLES: &str = "\
@@ -136,10 +136,8 @@ fn print_next(args: NextArgs) -> Outcome {
             args.file.display()
         )));
     }
-    // `validate` checked every entry, so none fails here.
-    let triggers: Vec<Trigger> = specs.iter().filter_map(|s| Trigger::check(s).ok()).collect();
     let mut out = String::new();
-    for t in next_fires(&triggers, args.after.unwrap_or_else(Timestamp::now), args.count) {
+    for t in next_fires(specs, args.after.unwrap_or_else(Timestamp::now), args.count) {
         out.push_str(&format!("{t}\n"));
     }
     print!("{out}");

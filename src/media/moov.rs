@@ -3,7 +3,7 @@
 //! caller builds it once to learn its size, then again with the real base.
 
 use super::boxes::BoxWriter;
-use super::mux::{Chunk, Kind, OutTrack};
+use super::track::{Chunk, Kind, OutTrack};
 
 /// Movie timescale: milliseconds, like ffmpeg; track timing keeps its own.
 pub(crate) const MOVIE_TIMESCALE: u32 = 1000;

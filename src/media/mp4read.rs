@@ -10,6 +10,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::boxes::{children, find, fourcc, need, path, BoxRef, ParseResult, Rd};
+pub(crate) use super::stbl::Sample;
 use super::MediaError;
 
 /// moov boxes beyond this are not something a generated clip ever has;
@@ -31,18 +32,6 @@ pub(crate) struct AudioEntry {
     /// DecoderSpecificInfo (the AudioSpecificConfig for AAC).
     pub dsi: Vec<u8>,
     pub channels: u16,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Sample {
-    pub offset: u64,
-    pub size: u32,
-    pub duration: u32,
-    /// Composition offset (pts - dts), in the track timescale.
-    pub cts: i32,
-    pub sync: bool,
-    /// 1-based index into the track's sample entries.
-    pub entry: u32,
 }
 
 #[derive(Debug, Clone)]

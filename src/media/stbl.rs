@@ -2,7 +2,19 @@
 //! [`Sample`] per sample, validating counts and byte ranges on the way.
 
 use super::boxes::{find, need, BoxRef, ParseResult, Rd};
-use super::mp4read::Sample;
+
+/// One sample of a track, as read from its sample tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sample {
+    pub offset: u64,
+    pub size: u32,
+    pub duration: u32,
+    /// Composition offset (pts - dts), in the track timescale.
+    pub cts: i32,
+    pub sync: bool,
+    /// 1-based index into the track's sample entries.
+    pub entry: u32,
+}
 
 /// Expands the sample table; `file_len` bounds every sample's byte range and
 /// `n_entries` bounds the sample-description indices.

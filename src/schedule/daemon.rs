@@ -193,7 +193,7 @@ impl Daemon {
         }
         match load(&rel, &self.opts.registry) {
             Loaded::Schedule(plan, triggers) => {
-                let mut s = Scheduled::new(file.to_path_buf(), plan, triggers, now);
+                let mut s = Scheduled::new(plan, triggers, now);
                 let verb = match self.pipelines.remove(file) {
                     Some(old) => {
                         (s.running, s.queued) =
@@ -287,13 +287,7 @@ impl Daemon {
 
     fn start(&mut self, file: &Path, trigger: usize, at: Timestamp) {
         let Some(p) = self.pipelines.get_mut(file) else { return };
-        let inputs = match p.inputs(trigger) {
-            Ok(i) => i,
-            Err(e) => {
-                eprintln!("error: not starting `{}` for {at}: {e}", p.name());
-                return;
-            }
-        };
+        let inputs = p.inputs(trigger);
         p.running += 1;
         eprintln!("cometflow: starting `{}` for {at}", p.name());
         let launch = Launch {

@@ -39,17 +39,11 @@ pub fn catch_up(triggers: &[Trigger], last: Option<Timestamp>, now: Timestamp) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ScheduleSpec;
+    use crate::trigger::Spec;
 
     fn trigger(cron: &str, catch_up: Option<&str>) -> Trigger {
-        let spec = ScheduleSpec {
-            cron: cron.into(),
-            timezone: Some("Europe/Berlin".into()),
-            overlap: None,
-            catch_up: catch_up.map(Into::into),
-            inputs: Default::default(),
-        };
-        Trigger::check(&spec).unwrap()
+        let spec = Spec { cron, timezone: Some("Europe/Berlin"), catch_up, ..Spec::default() };
+        Trigger::check(&spec, Default::default()).unwrap()
     }
 
     fn ts(s: &str) -> Timestamp {

@@ -3,9 +3,9 @@
 
 use serde_json::{json, Map, Value as Json};
 
-use super::shapes;
 use crate::contract::{FieldSpec, FieldType, KindSpec};
 use crate::steps::Registry;
+use crate::syntax::shapes;
 
 /// The kind whose main field a step may write directly (`run:` for `shell`).
 const SHORTHAND: (&str, &str) = ("shell", "run");

@@ -1,18 +1,12 @@
 //! Small HTTP helpers shared by every family: ids, clocks, the gateway's error envelope,
 //! JSON bodies, the caller-visible base URL and the key check.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
+pub(crate) use super::state::now_ms;
 use super::state::Sim;
-
-pub(crate) fn now_ms() -> u64 {
-    // Before 1970 only on a broken clock; 0 is harmless there.
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
 
 pub(crate) fn now_secs() -> u64 {
     now_ms() / 1000

@@ -4,12 +4,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
 use super::config::SimConfig;
-use super::http::now_ms;
 pub(crate) use super::stats::Family;
 use super::stats::Stats;
 
@@ -247,6 +246,11 @@ impl Drop for RequestGuard<'_> {
     fn drop(&mut self) {
         self.sim.lock().stats.end_request(self.family);
     }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    // Before 1970 only on a broken clock; 0 is harmless there.
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use super::events::normalize;
 
@@ -19,17 +19,14 @@ pub struct Targets {
 }
 
 impl Targets {
-    pub fn new(file: &Path, patterns: &[String]) -> Result<Targets, String> {
+    pub fn new(file: &Path, patterns: &[Glob]) -> Result<Targets, String> {
         let file = normalize(file);
         let base = file.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
         let mut set = GlobSetBuilder::new();
         let (mut roots, mut deep) = (Vec::new(), false);
-        for p in patterns {
-            // `*` stops at `/`, as in a shell: `prompts/*.txt` does not reach `prompts/a/b.txt`.
-            let glob = GlobBuilder::new(p).literal_separator(true).build().map_err(|e| {
-                format!("`on.watch` pattern `{p}` is invalid: {}; fix it in the pipeline", e.kind())
-            })?;
-            set.add(glob);
+        for glob in patterns {
+            let p = glob.glob();
+            set.add(glob.clone());
             let root = literal_prefix(p);
             deep |= p.contains('/') || p.contains("**");
             roots.push(root);
@@ -105,7 +102,11 @@ mod tests {
     fn matches_the_file_and_globs_but_not_the_state_dir() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("pipeline.yaml");
-        let t = Targets::new(&file, &["prompts/*.txt".into()]).unwrap();
+        let t = Targets::new(
+            &file,
+            &[globset::GlobBuilder::new("prompts/*.txt").literal_separator(true).build().unwrap()],
+        )
+        .unwrap();
         assert!(t.is_relevant(&file));
         assert!(t.is_relevant(&dir.path().join("prompts/a.txt")));
         assert!(!t.is_relevant(&dir.path().join("prompts/deep/a.txt")));

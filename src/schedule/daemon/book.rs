@@ -2,7 +2,7 @@
 //! next fire time, the runs in flight and a queued fire. Loading and input merging live
 //! here so the loop in `daemon` reads as decisions.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use indexmap::IndexMap;
@@ -14,7 +14,6 @@ use crate::schedule::Trigger;
 
 /// One scheduled pipeline file.
 pub(crate) struct Scheduled {
-    pub file: PathBuf,
     pub plan: Arc<Plan>,
     pub triggers: Vec<Trigger>,
     pub next: Vec<Option<Timestamp>>,
@@ -35,17 +34,8 @@ pub(crate) fn load(file: &Path, registry: &crate::steps::Registry) -> Loaded {
         Ok(p) => p,
         Err(d) => return Loaded::Invalid(d),
     };
-    let mut triggers = Vec::new();
-    for spec in &plan.pipeline.triggers.schedule {
-        match Trigger::check(spec) {
-            Ok(t) => triggers.push(t),
-            // `validate` already ran `Trigger::check`; this only guards a future change there.
-            Err(p) => {
-                let d = p.into_iter().map(|p| crate::diag::Diagnostic::new(p.message).help(p.help)).collect();
-                return Loaded::Invalid(d);
-            }
-        }
-    }
+    // `validate` compiled them; the model keeps them checked.
+    let triggers = plan.pipeline.triggers.schedule.clone();
     if triggers.is_empty() {
         Loaded::NoSchedule
     } else {
@@ -54,9 +44,9 @@ pub(crate) fn load(file: &Path, registry: &crate::steps::Registry) -> Loaded {
 }
 
 impl Scheduled {
-    pub fn new(file: PathBuf, plan: Arc<Plan>, triggers: Vec<Trigger>, now: Timestamp) -> Scheduled {
+    pub fn new(plan: Arc<Plan>, triggers: Vec<Trigger>, now: Timestamp) -> Scheduled {
         let next = triggers.iter().map(|t| t.next_after(now)).collect();
-        Scheduled { file, plan, triggers, next, running: 0, queued: None }
+        Scheduled { plan, triggers, next, running: 0, queued: None }
     }
 
     pub fn name(&self) -> &str {
@@ -82,30 +72,8 @@ impl Scheduled {
         first.map(|i| (i, at))
     }
 
-    /// The pipeline's defaults with the trigger's `inputs` over them.
-    pub fn inputs(&self, trigger: usize) -> Result<IndexMap<String, Json>, String> {
-        let set = &self.triggers[trigger].inputs;
-        let mut values = IndexMap::new();
-        for (name, spec) in &self.plan.pipeline.inputs {
-            let v = match (set.get(name), &spec.default) {
-                (Some(v), _) if !spec.ty.accepts(v) => {
-                    return Err(format!(
-                        "schedule input `{name}` is not of type `{}`; fix `on.schedule` in `{}`",
-                        spec.ty.name(),
-                        self.file.display()
-                    ))
-                }
-                (Some(v), _) | (None, Some(v)) => v.clone(),
-                (None, None) if spec.required => {
-                    return Err(format!(
-                        "input `{name}` is required and has no default; set it under the entry's `inputs:` in `{}`",
-                        self.file.display()
-                    ))
-                }
-                (None, None) => Json::Null,
-            };
-            values.insert(name.clone(), v);
-        }
-        Ok(values)
+    /// The inputs a run of `trigger` gets (checked by `validate`).
+    pub fn inputs(&self, trigger: usize) -> IndexMap<String, Json> {
+        self.triggers[trigger].inputs.clone()
     }
 }

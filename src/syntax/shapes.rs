@@ -1,7 +1,7 @@
 //! Schemas for the fields whose Rust type is looser than the language: durations, names,
 //! conditions and templates are YAML values the validator interprets, so their shape for
-//! editors is written here, next to nothing else. `syntax` points at these with
-//! `#[schemars(with = ...)]`.
+//! editors is written here, beside the serde types that point at them with
+//! `#[schemars(with = ...)]`; `schema` assembles them.
 
 use std::borrow::Cow;
 
