@@ -51,7 +51,7 @@ pub(crate) fn family(name: &str) -> String {
         return entry.task.family.clone();
     }
     let fam = match name {
-        "chat" | "image" | "speech" | "transcription" => "openai",
+        "chat" | "image" | "speech" | "transcription" | "realtime" => "openai",
         "comet.task" | "http" => "any",
         "value" | "shell" | "media.merge" | "media.concat" => "local",
         other => match other.split('.').next() {

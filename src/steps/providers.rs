@@ -13,6 +13,7 @@ mod http;
 mod kling;
 mod media;
 mod midjourney;
+mod realtime;
 mod suno;
 mod suno_timing;
 
@@ -77,6 +78,7 @@ pub fn register(registry: &mut Registry) {
     for (spec, run) in kinds.into_iter().chain(declared) {
         registry.add(Arc::new(Provider { spec, run }));
     }
+    registry.add(Arc::new(realtime::Realtime::new()));
 }
 
 /// A paid, non-idempotent kind whose unknown fields pass through to the API.

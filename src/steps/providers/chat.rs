@@ -1,12 +1,16 @@
 //! `chat`: OpenAI chat completions. Outputs the reply `text`, its `json` when the reply
 //! parses as JSON (also inside a ``` fence), `usage`, the resolved `model` and the `raw` answer.
 
+mod stream;
+
 use reqwest::Method;
 use serde_json::{json, Map, Value as Json};
 
-use super::{at, charged_api, field, paid, I, L, N, O, S};
+use super::{at, charged_api, field, paid, B, I, L, N, O, S};
 use crate::api::retry::Call;
 use crate::steps::{KindSpec, StepCtx, StepError};
+
+pub(super) use stream::{progress_every, tail};
 
 pub(super) fn spec() -> KindSpec {
     paid(
@@ -23,6 +27,11 @@ pub(super) fn spec() -> KindSpec {
             field("temperature", &[N], "sampling temperature, 0 to 2"),
             field("max_tokens", &[I], "the longest reply, in tokens"),
             field("response_format", &[O], "e.g. {type: json_object}"),
+            field(
+                "stream",
+                &[B],
+                "read the reply as it is written, shown on the progress line (default: when stderr is a terminal)",
+            ),
         ],
         &[
             ("text", "the reply"),
@@ -44,10 +53,13 @@ pub(super) async fn run(
             inline_images(ctx, message)?;
         }
     }
-    // Streaming would need an SSE reader; one JSON answer is what the outputs need.
-    body.insert("stream".into(), json!(false));
-    let (api, _) = charged_api(ctx)?;
-    let raw = api.json(Call::Submit, Method::POST, "/v1/chat/completions", Some(&Json::Object(body))).await?;
+    let raw = if stream::wanted(&body) {
+        stream::call(ctx, body).await?
+    } else {
+        body.insert("stream".into(), json!(false));
+        let (api, _) = charged_api(ctx)?;
+        api.json(Call::Submit, Method::POST, "/v1/chat/completions", Some(&Json::Object(body))).await?
+    };
     let text = reply_text(&raw);
     Ok(json!({
         "text": text,
