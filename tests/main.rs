@@ -12,6 +12,7 @@ mod browser;
 mod cache;
 mod errors;
 mod examples;
+mod history;
 mod init;
 mod kinds;
 mod media;

@@ -2,6 +2,8 @@
 //!
 //! It owns the two tables' layout; it must not write to the store.
 
+mod json;
+
 use clap::{Args, Subcommand};
 
 use super::exit;
@@ -14,6 +16,8 @@ Examples:
   cometflow runs                 the latest runs, newest first
   cometflow runs show last       the steps, task ids and outputs of the latest run
   cometflow runs show 20250101-120000-ab12
+  cometflow runs --json --pipeline song --status failed --since 2026-01-01T00:00:00Z
+  cometflow runs show last --json   the same object `run --json` printed
 
 Exit status: 0 shown, 1 the state database cannot be read, 2 no such run.";
 
@@ -24,6 +28,18 @@ pub struct RunsArgs {
     /// How many runs to list
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
+    /// Print a JSON array, newest first
+    #[arg(long)]
+    pub json: bool,
+    /// Only runs of this pipeline (its `name`)
+    #[arg(long, value_name = "NAME")]
+    pub pipeline: Option<String>,
+    /// Only runs with this status: succeeded, failed, interrupted or running
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Only runs started at or after this time (RFC 3339, e.g. 2026-01-02T09:00:00Z)
+    #[arg(long, value_name = "RFC3339")]
+    pub since: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -32,6 +48,9 @@ pub enum RunsCommand {
     Show {
         /// A run id, or `last` for the latest run
         run: String,
+        /// Print the run as JSON: the same object `run --json` printed
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -43,19 +62,45 @@ pub fn runs(args: RunsArgs) -> i32 {
             return exit::FAILED;
         }
     };
+    let filter = match json::Filter::new(args.pipeline, args.status, args.since) {
+        Ok(f) => f,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return exit::INVALID;
+        }
+    };
     let result = match args.show {
-        None => runs::list(&db, args.limit).map(|list| (list_table(&list), exit::OK)),
-        Some(RunsCommand::Show { run }) => {
+        // Filtered before the limit, so `--limit 5 --status failed` is the last five failures.
+        None => runs::list(&db, i64::MAX as usize).map(|all| {
+            let list: Vec<RunRow> = all.into_iter().filter(|r| filter.keep(r)).take(args.limit).collect();
+            let text = match (args.json, list.is_empty() && filter.active()) {
+                (true, _) => json::list(&list),
+                (false, true) => {
+                    "no runs match; `cometflow runs` without filters lists them all\n".to_owned()
+                }
+                (false, false) => list_table(&list),
+            };
+            (text, exit::OK)
+        }),
+        Some(RunsCommand::Show { run, json: true }) => {
+            let found = if run == "last" { runs::latest(&db, None) } else { runs::find(&db, &run) };
+            match found {
+                Ok(Some(row)) => match json::show(&db, &row) {
+                    Ok(text) => Ok((text, exit::OK)),
+                    Err(message) => {
+                        eprintln!("error: {message}");
+                        return exit::FAILED;
+                    }
+                },
+                Ok(None) => return no_run(&db, &run),
+                Err(e) => Err(e),
+            }
+        }
+        Some(RunsCommand::Show { run, json: false }) => {
             let found = if run == "last" { runs::latest(&db, None) } else { runs::find(&db, &run) };
             match found {
                 Ok(Some(row)) => show(&db, &row).map(|text| (text, exit::OK)),
-                Ok(None) => {
-                    eprintln!(
-                        "error: there is no run `{run}` in `{}`; list runs with `cometflow runs`",
-                        db.path().display()
-                    );
-                    return exit::INVALID;
-                }
+                Ok(None) => return no_run(&db, &run),
                 Err(e) => Err(e),
             }
         }
@@ -70,6 +115,11 @@ pub fn runs(args: RunsArgs) -> i32 {
             exit::FAILED
         }
     }
+}
+
+fn no_run(db: &Db, run: &str) -> i32 {
+    eprintln!("error: there is no run `{run}` in `{}`; list runs with `cometflow runs`", db.path().display());
+    exit::INVALID
 }
 
 fn duration(run: &RunRow) -> String {
