@@ -220,3 +220,93 @@ fn the_simulator_serves_the_realtime_events_in_order() {
         .collect();
     assert_eq!(text, "Simulated reply to: Hi there");
 }
+
+/// Sessions a silent server saw: the request target and its `Authorization` header.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// A websocket server on 127.0.0.1 that accepts every session and never says a word.
+// tungstenite's handshake callback returns its (large) error response by value.
+#[allow(clippy::result_large_err)]
+fn silent_server() -> (String, Seen) {
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Seen::default();
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            listener.set_nonblocking(true).unwrap();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                let log = log.clone();
+                let note = move |req: &Request, resp: Response| {
+                    let auth = req.headers().get("authorization").map_or("", |v| v.to_str().unwrap_or(""));
+                    log.lock().unwrap().push((req.uri().to_string(), auth.to_owned()));
+                    Ok(resp)
+                };
+                if let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, note).await {
+                    held.push(ws);
+                }
+            }
+        });
+    });
+    (base, seen)
+}
+
+fn against(base: &str, yaml: &str) -> Test {
+    Test::new()
+        .pipeline(yaml)
+        .env("COMETAPI_BASE_URL", &format!("{base}/v1"))
+        .env("COMETAPI_KEY", KEY)
+        .env("COMETFLOW_HTTP_BACKOFF", "10ms")
+}
+
+#[test]
+fn a_silent_session_times_out_before_asking_and_is_tried_again_with_the_key_only_as_bearer() {
+    let (base, seen) = silent_server();
+    let out = against(&base, ASK)
+        .env("COMETFLOW_HTTP_READ_TIMEOUT", "200ms")
+        .args(&["run", "pipeline.yaml"])
+        .expect(1);
+    assert!(
+        out.stderr.contains(
+            "the realtime session sent nothing for 200ms before it was ready (gave up after 5 tries)"
+        ),
+        "{}",
+        out.stderr
+    );
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 5, "nothing was asked, so every try was free");
+    assert_eq!(seen[0], ("/v1/realtime?model=gpt-4o-realtime-preview".to_owned(), format!("Bearer {KEY}")));
+    assert!(!out.stderr.contains(KEY));
+}
+
+#[test]
+fn the_step_timeout_stops_a_session_and_it_is_not_retried() {
+    let (base, seen) = silent_server();
+    let yaml = ASK.replace(
+        "    uses: realtime\n",
+        "    uses: realtime\n    timeout: 300ms\n    retry: { attempts: 3, backoff: 10ms }\n",
+    );
+    let out = against(&base, &yaml).args(&["run", "pipeline.yaml", "--json"]).expect(1);
+    let step = &out.json()["steps"]["answer"];
+    assert_eq!(step["error"], "timed out after 300ms");
+    assert_eq!(step["attempts"], 1);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn ctrl_c_stops_a_waiting_session_at_once() {
+    let (base, _seen) = silent_server();
+    let t = against(&base, ASK).args(&["run", "pipeline.yaml"]);
+    let mut child = crate::child::Running::start(&t);
+    child.expect_line("answer", std::time::Duration::from_secs(10));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.signal(libc::SIGINT);
+    let started = std::time::Instant::now();
+    let (code, lines) = child.wait(std::time::Duration::from_secs(10));
+    assert_eq!(code, 130, "{lines:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+}
