@@ -62,3 +62,28 @@ fn a_refused_stream_is_retried_like_any_submit_before_it_begins() {
     assert!(out.stderr.contains("gave up after 5 tries"), "{}", out.stderr);
     assert_eq!(chats(&sim), 5);
 }
+
+/// On a terminal (a pseudo-terminal from util-linux `script`), `chat` streams unless told not to.
+#[test]
+fn on_a_terminal_chat_streams_by_default() {
+    let yaml = CHAT.replace("      stream: STREAM\n", "");
+    let sim = Sim::start("");
+    let t = sim.test(&yaml);
+    let command = format!("{} run pipeline.yaml --json", crate::harness::BIN);
+    let Ok(out) = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(t.path())
+        .env("COMETFLOW_STATE_DIR", t.state_dir())
+        .env("COMETAPI_BASE_URL", &sim.base_url)
+        .env("COMETAPI_KEY", crate::paid::KEY)
+        .env("NO_COLOR", "1")
+        .output()
+    else {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return;
+    };
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let sent = sim.requests();
+    let chat = sent.iter().find(|r| r["path"] == "/v1/chat/completions").unwrap();
+    assert_eq!(chat["body"]["stream"], true, "{chat:#}");
+}
