@@ -10,7 +10,9 @@ pub mod config;
 pub(crate) mod download;
 pub(crate) mod errors;
 pub(crate) mod quota;
+pub(crate) mod realtime;
 pub(crate) mod retry;
+pub(crate) mod sse;
 pub(crate) mod task;
 
 use std::sync::OnceLock;

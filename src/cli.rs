@@ -1,6 +1,7 @@
 //! The command line: clap types, one file per command, and the exit codes.
 
 mod balance;
+mod cache;
 mod completions;
 mod graph;
 mod init;
@@ -94,6 +95,9 @@ pub enum Command {
     /// List past runs, newest first, or show one with `runs show RUN_ID|last`
     #[command(after_help = runs::EXAMPLES)]
     Runs(runs::RunsArgs),
+    /// List the step cache's entries with size and age, or prune them with `cache prune`
+    #[command(after_help = cache::EXAMPLES)]
+    Cache(cache::CacheArgs),
     /// List step kinds with their family, fields and outputs
     Kinds(kinds::KindsArgs),
     /// Print the JSON Schema of the pipeline language, for editors
@@ -152,6 +156,7 @@ pub fn dispatch(cli: Cli) -> Outcome {
         Command::Watch(args) => watch::watch(args, &cli.output),
         Command::Schedule(args) => schedule::schedule(args, &cli.output),
         Command::Runs(args) => runs::runs(args),
+        Command::Cache(args) => cache::cache(args),
         Command::Kinds(args) => kinds::kinds(args),
         Command::Schema => schema::schema(),
         Command::Init(args) => init::init(args),

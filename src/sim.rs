@@ -24,6 +24,7 @@ mod media;
 mod midjourney;
 mod openai;
 mod pika;
+mod realtime;
 mod requests;
 mod state;
 mod stats;
@@ -57,6 +58,7 @@ fn router(sim: Arc<Sim>) -> Router {
         .route("/v1/responses", post(openai::responses))
         .route("/v1/messages", post(openai::messages))
         .route("/v1/models", get(openai::models))
+        .route("/v1/realtime", get(realtime::upgrade))
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/images/generations", post(media::generations))
         .route("/v1/images/edits", post(media::edits))

@@ -12,6 +12,8 @@ mod hash;
 pub mod history;
 mod journal;
 mod migrations;
+pub mod prune;
+pub mod records;
 pub mod resume;
 pub mod runs;
 

@@ -210,3 +210,15 @@ fn lyric_video_carries_the_sung_lines_as_a_soft_subtitle_track_and_an_srt() {
         from += at + text.len();
     }
 }
+
+#[test]
+fn spoken_answer_lays_the_realtime_reply_under_the_animated_still() {
+    let (run, _files) = simulate("spoken-answer");
+    let video = playable(&run["outputs"]["video"], &["video", "audio"]);
+    let answer = playable(&run["outputs"]["audio"], &["audio"]);
+    assert!((video.duration - answer.duration).abs() < 0.2, "{} vs {}", video.duration, answer.duration);
+    assert_eq!(run["outputs"]["transcript"], "Simulated reply to: Why do cats purr?");
+    // The caption turn heard the answer's WAV, converted back to session audio.
+    let caption = run["outputs"]["caption"].as_str().unwrap();
+    assert_eq!(caption, format!("Simulated reply to: (spoken question of {:.1} s)", answer.duration));
+}

@@ -2,6 +2,8 @@
 //!
 //! It owns the two tables' layout; it must not write to the store.
 
+mod json;
+
 use clap::{Args, Subcommand};
 
 use crate::error::{Failure, Outcome};
@@ -14,6 +16,8 @@ Examples:
   cometflow runs                 the latest runs, newest first
   cometflow runs show last       the steps, task ids and outputs of the latest run
   cometflow runs show 20250101-120000-ab12
+  cometflow runs --json --pipeline song --status failed --since 2026-01-01T00:00:00Z
+  cometflow runs show last --json   the same object `run --json` printed
 
 Exit status: 0 shown, 1 the state database cannot be read, 2 no such run.";
 
@@ -24,6 +28,18 @@ pub struct RunsArgs {
     /// How many runs to list
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
+    /// Print a JSON array, newest first
+    #[arg(long)]
+    pub json: bool,
+    /// Only runs of this pipeline (its `name`)
+    #[arg(long, value_name = "NAME")]
+    pub pipeline: Option<String>,
+    /// Only runs with this status: succeeded, failed, interrupted or running
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Only runs started at or after this time (RFC 3339, e.g. 2026-01-02T09:00:00Z)
+    #[arg(long, value_name = "RFC3339")]
+    pub since: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -32,16 +48,31 @@ pub enum RunsCommand {
     Show {
         /// A run id, or `last` for the latest run
         run: String,
+        /// Print the run as JSON: the same object `run --json` printed
+        #[arg(long)]
+        json: bool,
     },
 }
 
 pub fn runs(args: RunsArgs) -> Outcome {
     let db = Db::open(&crate::store::state_dir()).map_err(|e| Failure::Environment(e.to_string()))?;
+    let filter = json::Filter::new(args.pipeline, args.status, args.since).map_err(Failure::Invalid)?;
     let text = match args.show {
-        None => runs::list(&db, args.limit).map(|list| list_table(&list)),
-        Some(RunsCommand::Show { run }) => {
+        // Filtered before the limit, so `--limit 5 --status failed` is the last five failures.
+        None => runs::list(&db, i64::MAX as usize).map(|all| {
+            let list: Vec<RunRow> = all.into_iter().filter(|r| filter.keep(r)).take(args.limit).collect();
+            match (args.json, list.is_empty() && filter.active()) {
+                (true, _) => json::list(&list),
+                (false, true) => {
+                    "no runs match; `cometflow runs` without filters lists them all\n".to_owned()
+                }
+                (false, false) => list_table(&list),
+            }
+        }),
+        Some(RunsCommand::Show { run, json }) => {
             let found = if run == "last" { runs::latest(&db, None) } else { runs::find(&db, &run) };
             match found {
+                Ok(Some(row)) if json => Ok(json::show(&db, &row).map_err(Failure::Failed)?),
                 Ok(Some(row)) => show(&db, &row),
                 Ok(None) => {
                     return Err(Failure::Invalid(format!(

@@ -82,7 +82,15 @@ pub(crate) fn render(state: &LiveState, now: Instant, width: usize, color: bool)
         let frame = SPINNER[(elapsed.as_millis() / 100) as usize % SPINNER.len()];
         let mut text = format!("{} {}", state.label(step, item), clock(elapsed));
         if let Some(progress) = &r.progress {
-            text.push_str(&format!("  {progress}"));
+            // A growing text (`…` first) keeps its newest end when the line is too long.
+            let room = fit.saturating_sub(text.chars().count() + 2);
+            match progress.strip_prefix('…') {
+                Some(_) if progress.chars().count() > room && room > 1 => {
+                    let skip = progress.chars().count() + 1 - room;
+                    text.push_str(&format!("  …{}", progress.chars().skip(skip).collect::<String>()));
+                }
+                _ => text.push_str(&format!("  {progress}")),
+            }
         }
         lines.push(format!("{} {}", p.yellow(frame), truncate(&text, fit)));
     }
@@ -262,6 +270,18 @@ mod tests {
         assert!(lines[0].starts_with("⠹ lyrics 0s  xxx"), "{}", lines[0]);
         assert!(lines.iter().all(|l| l.chars().count() < 40), "{lines:?}");
         assert!(lines[0].ends_with('…'));
+    }
+
+    #[test]
+    fn a_growing_text_keeps_its_newest_end() {
+        let (mut s, t0) = (state(), Instant::now());
+        s.apply(&Event::Started { step: 0, item: None }, t0);
+        let text = format!("…{}the newest words", "old ".repeat(50));
+        s.apply(&Event::Progress { step: 0, item: None, message: text }, t0);
+        let lines = render(&s, t0, 40, false);
+        assert!(lines[0].starts_with("⠋ lyrics 0s  …"), "{}", lines[0]);
+        assert!(lines[0].ends_with("the newest words"), "{}", lines[0]);
+        assert!(lines[0].chars().count() < 40, "{}", lines[0]);
     }
 
     #[test]

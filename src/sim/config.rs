@@ -38,6 +38,14 @@ pub struct Faults {
     pub fail_reason: String,
     /// Every API request is refused as an empty account would be (403, insufficient quota).
     pub quota_exhausted: bool,
+    /// Every realtime `response.create` is answered with an `error` event.
+    pub realtime_error: bool,
+    /// The first N realtime sessions are dropped in the middle of their response.
+    pub realtime_drop: u64,
+    /// The first N realtime sessions are dropped before `session.created`.
+    pub realtime_drop_early: u64,
+    /// The first N streamed chat answers are cut off before `data: [DONE]`.
+    pub cut_streams: u64,
 }
 
 pub(crate) const DEFAULT_FAIL_REASON: &str = "content moderation: the prompt was flagged";
@@ -53,6 +61,10 @@ impl Default for Faults {
             fail_tasks: false,
             fail_reason: DEFAULT_FAIL_REASON.to_owned(),
             quota_exhausted: false,
+            realtime_error: false,
+            realtime_drop: 0,
+            realtime_drop_early: 0,
+            cut_streams: 0,
         }
     }
 }
@@ -84,6 +96,10 @@ const KEYS: &[&str] = &[
     "fail_tasks",
     "fail_reason",
     "quota_exhausted",
+    "realtime_error",
+    "realtime_drop",
+    "realtime_drop_early",
+    "cut_streams",
     "key",
 ];
 
@@ -111,11 +127,12 @@ impl FromStr for SimConfig {
                 let switch = match bare {
                     "fail_tasks" => Some(&mut config.faults.fail_tasks),
                     "quota_exhausted" => Some(&mut config.faults.quota_exhausted),
+                    "realtime_error" => Some(&mut config.faults.realtime_error),
                     _ => None,
                 };
                 if let Some(on) = switch {
                     *on = true;
-                    last_key = if bare == "fail_tasks" { "fail_tasks" } else { "quota_exhausted" };
+                    last_key = KEYS.iter().find(|k| **k == bare).copied().unwrap_or("");
                     continue;
                 }
                 return Err(SimSpecError(format!(
@@ -137,6 +154,10 @@ impl FromStr for SimConfig {
                 "fail_tasks" => faults.fail_tasks = parse_bool(value).map_err(bad)?,
                 "fail_reason" => faults.fail_reason = value.to_owned(),
                 "quota_exhausted" => faults.quota_exhausted = parse_bool(value).map_err(bad)?,
+                "realtime_error" => faults.realtime_error = parse_bool(value).map_err(bad)?,
+                "realtime_drop" => faults.realtime_drop = parse_count(value).map_err(bad)?,
+                "realtime_drop_early" => faults.realtime_drop_early = parse_count(value).map_err(bad)?,
+                "cut_streams" => faults.cut_streams = parse_count(value).map_err(bad)?,
                 "key" => config.key = (!value.is_empty()).then(|| value.to_owned()),
                 unknown => return Err(unknown_key(unknown)),
             }
@@ -203,7 +224,8 @@ impl fmt::Display for SimConfig {
         write!(
             f,
             "task_time={}ms,latency={}ms,rate_limit_every={},retry_after={},server_error_every={},\
-             malformed_every={},truncate_downloads={},fail_tasks={},quota_exhausted={}",
+             malformed_every={},truncate_downloads={},fail_tasks={},quota_exhausted={},\
+             realtime_error={},realtime_drop={},realtime_drop_early={},cut_streams={}",
             self.task_time.as_millis(),
             self.latency.as_millis(),
             fl.rate_limit_every,
@@ -212,7 +234,11 @@ impl fmt::Display for SimConfig {
             fl.malformed_every,
             fl.truncate_downloads,
             fl.fail_tasks,
-            fl.quota_exhausted
+            fl.quota_exhausted,
+            fl.realtime_error,
+            fl.realtime_drop,
+            fl.realtime_drop_early,
+            fl.cut_streams
         )
     }
 }
@@ -258,6 +284,18 @@ pub struct SimArgs {
     /// Refuse every API request as CometAPI does when the balance is used up (403).
     #[arg(long)]
     pub quota_exhausted: bool,
+    /// Answer every realtime `response.create` with an `error` event.
+    #[arg(long)]
+    pub realtime_error: bool,
+    /// Drop the first N realtime sessions in the middle of their response (0 = never).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub realtime_drop: u64,
+    /// Drop the first N realtime sessions before `session.created` (0 = never).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub realtime_drop_early: u64,
+    /// Cut off the first N streamed chat answers before `data: [DONE]` (0 = never).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub cut_streams: u64,
 }
 
 impl From<SimArgs> for SimConfig {
@@ -275,6 +313,10 @@ impl From<SimArgs> for SimConfig {
                 fail_tasks: args.fail_tasks,
                 fail_reason: args.fail_reason,
                 quota_exhausted: args.quota_exhausted,
+                realtime_error: args.realtime_error,
+                realtime_drop: args.realtime_drop,
+                realtime_drop_early: args.realtime_drop_early,
+                cut_streams: args.cut_streams,
             },
         }
     }
@@ -344,8 +386,13 @@ mod tests {
 
     #[test]
     fn display_round_trips_everything_but_the_key() {
-        let c: SimConfig = "task_time=300ms,rate_limit_every=2,fail_tasks=true".parse().unwrap();
+        let c: SimConfig =
+            "task_time=300ms,rate_limit_every=2,fail_tasks=true,realtime_error,realtime_drop=1,\
+                            realtime_drop_early=2,cut_streams=3"
+                .parse()
+                .unwrap();
         let back: SimConfig = c.to_string().parse().unwrap();
+        assert_eq!(back.faults, c.faults);
         assert_eq!(back.task_time, c.task_time);
         assert_eq!(back.faults.rate_limit_every, 2);
         assert!(back.faults.fail_tasks);

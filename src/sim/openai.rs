@@ -1,12 +1,17 @@
 //! OpenAI-format text routes: chat completions (plain and SSE), responses, Anthropic
 //! messages, models and embeddings. Errors use the gateway envelope (`comet_error`).
 
-use axum::body::Bytes;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use serde_json::{json, Map, Value};
 
 use super::http::{alnum, check_model, comet_error, json_response, now_secs, openai_body, tokens};
+use super::state::Sim;
 use super::text;
 
 /// What the model "says": `sim_reply` verbatim if given, else JSON when asked (the example
@@ -39,7 +44,7 @@ fn messages_of(body: &Map<String, Value>) -> Result<&Vec<Value>, Response> {
 }
 
 /// `POST /v1/chat/completions`.
-pub(crate) async fn chat(bytes: Bytes) -> Result<Response, Response> {
+pub(crate) async fn chat(State(sim): State<Arc<Sim>>, bytes: Bytes) -> Result<Response, Response> {
     let body = openai_body(&bytes)?;
     let model = check_model(&body)?;
     let messages = messages_of(&body)?;
@@ -52,7 +57,11 @@ pub(crate) async fn chat(bytes: Bytes) -> Result<Response, Response> {
     let id = format!("chatcmpl-{}", alnum(24));
     let created = now_secs();
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
-        return Ok(stream_chat(&id, created, &model, &content, usage));
+        let cut = sim.next_stream() <= sim.config.faults.cut_streams;
+        if cut {
+            sim.count_fault("cut_streams");
+        }
+        return Ok(stream_chat(&id, created, &model, &content, usage, cut));
     }
     Ok(json_response(
         StatusCode::OK,
@@ -67,8 +76,8 @@ pub(crate) async fn chat(bytes: Bytes) -> Result<Response, Response> {
 }
 
 /// SSE like the live gateway: a role chunk, content chunks, a finish chunk, a usage chunk
-/// with empty `choices`, then `data: [DONE]`.
-fn stream_chat(id: &str, created: u64, model: &str, content: &str, usage: Value) -> Response {
+/// with empty `choices`, then `data: [DONE]`. A `cut` stream breaks off after half its chunks.
+fn stream_chat(id: &str, created: u64, model: &str, content: &str, usage: Value, cut: bool) -> Response {
     let chunk = |choices: Value, usage: Value| {
         json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
                "choices": choices, "usage": usage, "obfuscation": "sim"})
@@ -81,9 +90,20 @@ fn stream_chat(id: &str, created: u64, model: &str, content: &str, usage: Value)
     }
     events.push(chunk(delta(json!({}), json!("stop")), Value::Null));
     events.push(chunk(json!([]), usage));
+    let headers = [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")];
+    if cut {
+        let half: String = events[..events.len() / 2].iter().map(|e| format!("data: {e}\n\n")).collect();
+        // The first half reaches the client before the connection breaks.
+        let first = futures::stream::iter([Ok::<_, std::io::Error>(half)]);
+        let broken = futures::stream::once(async {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "sim: stream cut"))
+        });
+        return (headers, Body::from_stream(first.chain(broken))).into_response();
+    }
     let mut sse: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
     sse.push_str("data: [DONE]\n\n");
-    ([(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], sse).into_response()
+    (headers, sse).into_response()
 }
 
 /// `POST /v1/responses`: OpenAI Responses shape with `output` and `output_text`.

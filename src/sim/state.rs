@@ -117,6 +117,8 @@ struct Inner {
     api_requests: u64,
     server_errors: u64,
     downloads: HashMap<String, u64>,
+    realtime_sessions: u64,
+    streams: u64,
 }
 
 pub(crate) struct Sim {
@@ -207,6 +209,20 @@ impl Sim {
         inner.server_errors
     }
 
+    /// The 1-based number of this realtime session, for the `realtime_drop*` faults.
+    pub(crate) fn next_realtime_session(&self) -> u64 {
+        let mut inner = self.lock();
+        inner.realtime_sessions += 1;
+        inner.realtime_sessions
+    }
+
+    /// The 1-based number of this streamed answer, for the `cut_streams` fault.
+    pub(crate) fn next_stream(&self) -> u64 {
+        let mut inner = self.lock();
+        inner.streams += 1;
+        inner.streams
+    }
+
     /// The 1-based number of this download of `path`.
     pub(crate) fn next_download(&self, path: &str) -> u64 {
         let mut inner = self.lock();
@@ -230,6 +246,8 @@ impl Sim {
         inner.api_requests = 0;
         inner.server_errors = 0;
         inner.downloads.clear();
+        inner.realtime_sessions = 0;
+        inner.streams = 0;
     }
 
     pub(crate) fn stats_json(&self) -> Value {

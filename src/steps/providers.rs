@@ -12,6 +12,7 @@ mod declared;
 mod http;
 mod media;
 mod midjourney;
+mod realtime;
 mod suno;
 mod suno_timing;
 
@@ -20,11 +21,12 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use serde_json::{json, Map, Value as Json};
 
-use super::{Kind, Registry};
+use super::{Kind, Problem, Registry};
 use crate::api::config::Secret;
 use crate::api::{download, Api};
 use crate::catalog;
 use crate::contract::{KindSpec, StepCtx, StepError, StepKind};
+use crate::template::Tmpl;
 
 /// Runs one kind on its `with` as a map, through the client it was given; the spec is
 /// passed so messages can name the kind.
@@ -43,14 +45,22 @@ macro_rules! boxed {
     }};
 }
 
+/// A load-time check beyond the field list (see `Kind::check`).
+type CheckFn = fn(&Tmpl) -> Vec<Problem>;
+
 /// A kind as data plus its run function and client.
 pub(crate) struct Provider {
     spec: KindSpec,
     run: RunFn,
+    check: Option<CheckFn>,
     api: Arc<Api>,
 }
 
-impl Kind for Provider {}
+impl Kind for Provider {
+    fn check(&self, with: &Tmpl) -> Vec<Problem> {
+        self.check.map_or_else(Vec::new, |check| check(with))
+    }
+}
 
 impl StepKind for Provider {
     fn spec(&self) -> &KindSpec {
@@ -79,8 +89,17 @@ fn code(name: &str) -> Option<RunFn> {
         "transcription" => boxed!(media::transcription),
         "comet.task" => boxed!(comet_task::run),
         "http" => boxed!(http::run),
+        "realtime" => boxed!(realtime::run),
         _ => return None,
     })
+}
+
+/// The load-time check a catalog entry's `code:` brings, if any.
+fn check_of(name: &str) -> Option<CheckFn> {
+    match name {
+        "realtime" => Some(realtime::check),
+        _ => None,
+    }
 }
 
 /// Adds every catalog kind to `registry`, each calling CometAPI through `api`.
@@ -94,7 +113,8 @@ pub fn register(registry: &mut Registry, api: Arc<Api>) {
                 None => continue,
             },
         };
-        registry.add(Arc::new(Provider { spec: catalog::spec(name, entry), run, api: api.clone() }));
+        let check = entry.code.as_deref().and_then(check_of);
+        registry.add(Arc::new(Provider { spec: catalog::spec(name, entry), run, check, api: api.clone() }));
     }
 }
 

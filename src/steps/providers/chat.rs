@@ -1,6 +1,8 @@
 //! `chat`: OpenAI chat completions. Outputs the reply `text`, its `json` when the reply
 //! parses as JSON (also inside a ``` fence), `usage`, the resolved `model` and the `raw` answer.
 
+mod stream;
+
 use reqwest::Method;
 use serde_json::{json, Map, Value as Json};
 
@@ -8,6 +10,8 @@ use super::{at, charged};
 use crate::api::retry::Call;
 use crate::api::Api;
 use crate::contract::{KindSpec, StepCtx, StepError};
+
+pub(super) use stream::{progress_every, tail};
 
 pub(super) async fn run(
     api: &Api,
@@ -20,10 +24,13 @@ pub(super) async fn run(
             inline_images(ctx, message)?;
         }
     }
-    // Streaming would need an SSE reader; one JSON answer is what the outputs need.
-    body.insert("stream".into(), json!(false));
-    charged(api, ctx)?;
-    let raw = api.json(Call::Submit, Method::POST, "/v1/chat/completions", Some(&Json::Object(body))).await?;
+    let raw = if stream::wanted(&body) {
+        stream::call(api, ctx, body).await?
+    } else {
+        body.insert("stream".into(), json!(false));
+        charged(api, ctx)?;
+        api.json(Call::Submit, Method::POST, "/v1/chat/completions", Some(&Json::Object(body))).await?
+    };
     let text = reply_text(&raw);
     Ok(json!({
         "text": text,
