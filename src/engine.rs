@@ -9,7 +9,7 @@ pub mod hooks;
 mod limits;
 pub mod record;
 mod unit;
-pub use unit::human_duration;
+pub use crate::model::human_duration;
 mod walk;
 
 #[cfg(test)]

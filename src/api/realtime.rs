@@ -338,7 +338,7 @@ fn read_timeout() -> Duration {
 }
 
 fn human(d: Duration) -> String {
-    crate::engine::human_duration(d)
+    crate::model::human_duration(d)
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use std::panic::AssertUnwindSafe;
 use futures::FutureExt;
 
 use crate::contract::{ErrorKind, StepCtx, StepError};
-use crate::model::{Cond, Step, StepIdx};
+use crate::model::{human_duration, Cond, Step, StepIdx};
 use crate::template::eval_condition;
 
 /// The end of one execution (one step, or one `for_each` item).
@@ -354,18 +354,5 @@ fn cancelled(attempts: u32) -> Outcome {
         started: None,
         cached: false,
         environment: false,
-    }
-}
-
-pub fn human_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms < 60_000 {
-        format!("{:.1}s", d.as_secs_f64())
-    } else if ms < 3_600_000 {
-        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
-    } else {
-        format!("{}h{:02}m", ms / 3_600_000, (ms / 60_000) % 60)
     }
 }
