@@ -1,8 +1,8 @@
 //! The engine: walks a sealed plan on tokio, starting each step the moment its last
 //! dependency finishes, and reports everything it does as events.
 //!
-//! It knows step kinds only through the `StepKind` trait and families only as the part of a
-//! kind's name before the dot. See `engine/README.md` for the step state diagram.
+//! It knows step kinds only through the step contract (`StepKind` and its spec, whose
+//! family `limits:` counts). See `engine/README.md` for the step state diagram.
 
 pub mod events;
 pub mod hooks;

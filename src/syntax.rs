@@ -36,7 +36,7 @@ pub struct RawPipeline {
     /// Steps in flight at once (default 8; `--concurrency` overrides).
     #[schemars(with = "Option<shapes::PositiveInteger>")]
     pub concurrency: Option<Value>,
-    /// Limits per provider family: the part of a kind's name before the dot (`kling`, `suno`).
+    /// Limits per provider family, as `cometflow kinds` names it (`kling`, `suno`, `openai`, `local`).
     #[serde(default)]
     pub limits: IndexMap<String, RawLimit>,
     /// Caps on what one run may spend.
