@@ -1,5 +1,9 @@
 //! `chat`: OpenAI chat completions. Outputs the reply `text`, its `json` when the reply
 //! parses as JSON (also inside a ``` fence), `usage`, the resolved `model` and the `raw` answer.
+//!
+//! Hand-written because its behaviour is not a declared request: local image files in
+//! messages are inlined as data URIs, a reply is read as a stream of events or at once, and
+//! `json` is parsed out of free text. Fields and outputs are in the catalog.
 
 mod stream;
 

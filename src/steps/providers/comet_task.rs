@@ -1,5 +1,7 @@
 //! `comet.task`: any CometAPI submit-then-poll endpoint, declared in the step. Its `with`
 //! becomes the same `TaskSpec` the catalog holds, so it runs through the same driver.
+//!
+//! Hand-written because the task shape comes from the step, not from the catalog.
 
 use serde_json::{json, Map, Value as Json};
 

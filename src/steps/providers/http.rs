@@ -1,5 +1,7 @@
 //! `http`: any HTTP request. Not paid. The CometAPI key is added only when the URL is on
 //! `COMETAPI_BASE_URL`'s host (a relative path counts as that host), never elsewhere.
+//!
+//! Hand-written because any request is allowed: the URL, method and body are the step's.
 
 use reqwest::Method;
 use serde_json::{json, Map, Value as Json};

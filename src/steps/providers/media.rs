@@ -1,6 +1,9 @@
 //! The synchronous OpenAI-format media kinds: `image` (`/v1/images/generations`; results
 //! as `url` or `b64_json`, both saved as files), `speech` (`/v1/audio/speech`; the answer
 //! is the audio itself) and `transcription` (`/v1/audio/transcriptions`, multipart).
+//!
+//! Hand-written because their answers are not JSON fields to pick: binary audio named by
+//! its content type, images as URLs or base64 in one list, an uploaded file.
 
 use std::path::{Path, PathBuf};
 

@@ -2,6 +2,9 @@
 //! download `imageUrl`. An action names a button by its label (`U1`, `V3`) or its
 //! `customId`; the `customId` is not stable, so it is always taken from a fresh fetch of
 //! the parent task.
+//!
+//! Hand-written because an action first reads its parent task to find the button; the task
+//! shape, fields and outputs are in the catalog.
 
 use reqwest::Method;
 use serde_json::{json, Map, Value as Json};

@@ -1,6 +1,9 @@
 //! `suno.lyrics` and `suno.music`: submit, poll `/suno/fetch/{id}` (shapes in the catalog),
 //! then read the clips. A clip's URLs are trusted only once its status is `complete`
 //! (while `streaming` the audio URL is a live stream, not the file).
+//!
+//! Hand-written because the outputs depend on each clip's own status and the lyrics come
+//! in two shapes; the task shape, fields and outputs are in the catalog.
 
 use serde_json::{json, Map, Value as Json};
 

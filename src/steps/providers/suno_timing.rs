@@ -1,6 +1,8 @@
 //! `suno.timing`: a clip's lyrics timeline (`GET /suno/act/timing/{clip_id}`), read as
 //! words and as subtitle lines `{start, end, text}` in seconds.
 //!
+//! Hand-written because words are grouped into lines, which no output path can declare.
+//!
 //! [I] The answer's shape is not pinned by CometAPI's docs; this accepts what Suno's own
 //! aligned-lyrics answer and the gateways around it use: `data` (or the top level) as a
 //! list, or an object holding `aligned_words`/`words`/`lines`/`aligned_lyrics`; each item
