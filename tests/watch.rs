@@ -1,7 +1,7 @@
 //! `cometflow watch`: runs, then runs again on every change to the pipeline file or a
 //! watched glob; an invalid edit waits for the next save; Ctrl-C stops it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::child::Running;
 use crate::harness::Test;
@@ -14,7 +14,9 @@ steps:
 "#;
 
 const FIRST_RUN: Duration = Duration::from_secs(30);
-const RERUN: Duration = Duration::from_secs(2);
+/// How long to wait for a re-run before calling it missing (not a latency goal: tests never
+/// time anything; the debounce is 300 ms).
+const RERUN: Duration = Duration::from_secs(20);
 const FINISH: Duration = Duration::from_secs(20);
 
 fn start() -> (Test, Running) {
@@ -26,11 +28,9 @@ fn start() -> (Test, Running) {
     (t, w)
 }
 
-/// Edits a file and requires a new run to start within `RERUN`, then to finish.
+/// Requires a new run to start after an edit, then to finish.
 fn expect_rerun(w: &mut Running) {
-    let since = Instant::now();
     w.expect_line("cometflow: running `watched`", RERUN);
-    assert!(since.elapsed() <= RERUN, "re-ran after {:?}", since.elapsed());
     w.expect_line("watching `pipeline.yaml` for changes", FINISH);
 }
 
