@@ -96,8 +96,32 @@ fn a_stereo_44k_wav_is_sent_as_24k_mono_of_the_same_length() {
     );
 }
 
+/// ```text
+///   say (speech: an MP3) ──> answer (realtime: hears it)
+/// ```
 #[test]
-fn an_mp3_is_refused_with_what_to_do() {
+fn what_a_speech_step_said_as_mp3_is_heard_by_a_realtime_step() {
+    let yaml = "\
+name: rt
+steps:
+  say:
+    uses: speech
+    with: { model: tts-1, input: What is the capital of France? }
+  answer:
+    uses: realtime
+    with:
+      model: gpt-4o-realtime-preview
+      audio: \"{{ steps.say.outputs.audio }}\"
+";
+    let t = Test::new().pipeline(yaml).args(&["run", "pipeline.yaml", "--simulate", "--json"]);
+    let out = t.expect(0).json();
+    let text = out["steps"]["answer"]["outputs"]["text"].as_str().unwrap_or_default().to_owned();
+    assert!(text.starts_with("Simulated reply to: (spoken question of "), "{text}");
+    assert!(!text.contains("of 0.0 s"), "the MP3 was decoded to audio: {text}");
+}
+
+#[test]
+fn a_file_that_is_no_audio_is_refused_with_what_to_do() {
     let yaml = ASK.replace("input: What is the capital of France?", "audio: question.mp3");
     let t = Test::new().pipeline(&yaml).file("question.mp3", "ID3\u{4}\0\0\0\0\0\0 not really").args(&[
         "run",
@@ -105,11 +129,8 @@ fn an_mp3_is_refused_with_what_to_do() {
         "--simulate",
     ]);
     let out = t.expect(1);
-    assert!(
-        out.stderr.contains("looks like MP3, which cometflow does not decode; give a WAV file"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("cannot use `"), "{}", out.stderr);
+    assert!(out.stderr.contains("question.mp3` as `audio`"), "{}", out.stderr);
 }
 
 #[test]

@@ -1,12 +1,14 @@
 //! `realtime`: one turn of OpenAI's Realtime API over a websocket. The user speaks with
-//! `input` (text) or `audio` (a WAV file, converted here to the session's 24 kHz 16-bit
-//! mono PCM); the reply comes back as `text`, `transcript` and `audio` (a WAV file in the
-//! step's folder). Other `with` fields go into `session.update`'s `session`.
+//! `input` (text) or `audio` (a WAV, MP3, AAC, FLAC or Ogg file, converted here to the
+//! session's 24 kHz 16-bit mono PCM); the reply comes back as `text`, `transcript` and
+//! `audio` (a WAV file in the step's folder). Other `with` fields go into `session.update`'s
+//! `session`.
 //!
 //! Hand-written because a session is a conversation of events, not one request: this file
 //! shapes the turn and its outputs (fields are in the catalog); the session itself is
 //! `crate::api::realtime`'s.
 
+mod decode;
 mod wav;
 
 use std::time::Instant;

@@ -3,17 +3,20 @@
 //! 16-bit mono little-endian PCM, and the session's output PCM becomes a playable WAV.
 //!
 //! Channels are averaged; the rate is changed by linear interpolation, which is plenty for
-//! speech. Compressed audio (MP3, AAC, ...) is refused with a message: the media library
-//! only remuxes those, it does not decode them.
+//! speech. Compressed audio (MP3, AAC, FLAC, Ogg) is decoded by `decode` first.
 
 /// The session's sample rate (`pcm16` in OpenAI's Realtime API).
 pub(crate) const RATE: u32 = 24_000;
 
 /// `bytes` (a whole WAV file) as 24 kHz 16-bit mono little-endian PCM.
 pub(crate) fn to_session_pcm(bytes: &[u8]) -> Result<Vec<u8>, String> {
-    let wav = parse(bytes)?;
-    let mono = wav.mono()?;
-    let resampled = resample(&mono, wav.rate, RATE);
+    let (mono, rate) = if is_wav(bytes) {
+        let wav = parse(bytes)?;
+        (wav.mono()?, wav.rate)
+    } else {
+        super::decode::mono(bytes)?
+    };
+    let resampled = resample(&mono, rate, RATE);
     let mut out = Vec::with_capacity(resampled.len() * 2);
     for s in resampled {
         let v = (s * 32768.0).round().clamp(-32768.0, 32767.0) as i16;
@@ -58,17 +61,11 @@ struct Wav<'a> {
 
 const EXTENSIBLE: u16 = 0xFFFE;
 
+fn is_wav(bytes: &[u8]) -> bool {
+    bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WAVE"
+}
+
 fn parse(bytes: &[u8]) -> Result<Wav<'_>, String> {
-    if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
-        let mp3 =
-            bytes.starts_with(b"ID3") || (bytes.len() > 1 && bytes[0] == 0xFF && bytes[1] & 0xE0 == 0xE0);
-        let what = if mp3 {
-            "it looks like MP3, which cometflow does not decode"
-        } else {
-            "it is not a RIFF/WAVE file"
-        };
-        return Err(format!("{what}; give a WAV file (convert it first, e.g. with any audio editor)"));
-    }
     let mut fmt: Option<(u16, u16, u32, u16)> = None;
     let mut at = 12;
     while at + 8 <= bytes.len() {
@@ -230,8 +227,7 @@ mod tests {
     #[test]
     fn what_is_not_pcm_wav_is_refused_with_what_to_do() {
         let err = to_session_pcm(b"ID3\x04\0\0\0\0\0\0").unwrap_err();
-        assert!(err.contains("not a RIFF/WAVE file") || err.contains("MP3"), "{err}");
-        assert!(err.contains("give a WAV file"), "{err}");
+        assert!(err.contains("neither WAV nor audio cometflow can decode"), "{err}");
         let err = to_session_pcm(&wav(2, 1, 8000, 4, &[0; 8])).unwrap_err();
         assert!(err.contains("not PCM or float"), "{err}");
         assert!(to_session_pcm(&wav(1, 1, 8000, 16, &[])).unwrap_err().contains("no audio"));
