@@ -84,3 +84,32 @@ fn the_readme_table_of_families_is_the_commands_output() {
         [readme[start..].find('\n').unwrap() + start + 1..readme.find("<!-- families:end -->").unwrap()];
     assert_eq!(body, table, "README's families table is stale: copy `cometflow kinds --families` into it");
 }
+
+#[test]
+fn limits_take_exactly_the_families_kinds_shows() {
+    let out = Test::new().args(&["kinds"]).expect(0).stdout;
+    let mut families: Vec<String> = out
+        .lines()
+        .filter(|l| !l.starts_with(' ') && !l.is_empty())
+        .filter_map(|l| Some(l.split_once('[')?.1.split(';').next()?.to_owned()))
+        .collect();
+    families.sort();
+    families.dedup();
+    assert!(
+        families.contains(&"openai".to_owned()) && families.contains(&"local".to_owned()),
+        "{families:?}"
+    );
+    for family in &families {
+        let yaml =
+            format!("name: l\nlimits:\n  {family}: {{ concurrency: 1 }}\nsteps:\n  a: {{ run: echo }}\n");
+        Test::new().pipeline(&yaml).args(&["validate", "pipeline.yaml"]).expect(0);
+    }
+    // A kind's name is not a family; the message names the one to write.
+    let out = Test::new()
+        .pipeline("name: l\nlimits:\n  chat: { concurrency: 1 }\nsteps:\n  a: { run: echo }\n")
+        .args(&["validate", "pipeline.yaml"])
+        .expect(2);
+    assert!(out.stderr.contains("pipeline.yaml:3:3: `chat` is not a provider family"), "{}", out.stderr);
+    let flat = out.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains("`chat` is a kind of the `openai` family: write `openai`"), "{flat}");
+}
