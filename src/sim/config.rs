@@ -38,6 +38,14 @@ pub struct Faults {
     pub fail_reason: String,
     /// Every API request is refused as an empty account would be (403, insufficient quota).
     pub quota_exhausted: bool,
+    /// Every family answers in its other documented shape: Runway's poll wrapped in
+    /// `{code, data}`, Suno lyrics as a list, `/v1/videos` jobs without a URL, MiniMax wrapped
+    /// like its peers, Midjourney submits with code 21 and a first fetch `task_no_found`.
+    pub alt_shapes: bool,
+    /// When not empty, tasks never finish and report this status word while running.
+    pub stuck_status: String,
+    /// Task submits are accepted (the task exists and counts) but never answered.
+    pub hang_submits: bool,
 }
 
 pub(crate) const DEFAULT_FAIL_REASON: &str = "content moderation: the prompt was flagged";
@@ -53,6 +61,9 @@ impl Default for Faults {
             fail_tasks: false,
             fail_reason: DEFAULT_FAIL_REASON.to_owned(),
             quota_exhausted: false,
+            alt_shapes: false,
+            stuck_status: String::new(),
+            hang_submits: false,
         }
     }
 }
@@ -84,6 +95,9 @@ const KEYS: &[&str] = &[
     "fail_tasks",
     "fail_reason",
     "quota_exhausted",
+    "alt_shapes",
+    "stuck_status",
+    "hang_submits",
     "key",
 ];
 
@@ -107,15 +121,17 @@ impl FromStr for SimConfig {
                     config.faults.fail_reason.push_str(segment);
                     continue;
                 }
-                // Bare boolean switches: `fail_tasks`, `quota_exhausted`.
+                // Bare boolean switches: `fail_tasks`, `quota_exhausted`, `alt_shapes`, `hang_submits`.
                 let switch = match bare {
                     "fail_tasks" => Some(&mut config.faults.fail_tasks),
                     "quota_exhausted" => Some(&mut config.faults.quota_exhausted),
+                    "alt_shapes" => Some(&mut config.faults.alt_shapes),
+                    "hang_submits" => Some(&mut config.faults.hang_submits),
                     _ => None,
                 };
                 if let Some(on) = switch {
                     *on = true;
-                    last_key = if bare == "fail_tasks" { "fail_tasks" } else { "quota_exhausted" };
+                    last_key = KEYS.iter().find(|k| **k == bare).copied().unwrap_or("");
                     continue;
                 }
                 return Err(SimSpecError(format!(
@@ -137,6 +153,9 @@ impl FromStr for SimConfig {
                 "fail_tasks" => faults.fail_tasks = parse_bool(value).map_err(bad)?,
                 "fail_reason" => faults.fail_reason = value.to_owned(),
                 "quota_exhausted" => faults.quota_exhausted = parse_bool(value).map_err(bad)?,
+                "alt_shapes" => faults.alt_shapes = parse_bool(value).map_err(bad)?,
+                "stuck_status" => faults.stuck_status = value.to_owned(),
+                "hang_submits" => faults.hang_submits = parse_bool(value).map_err(bad)?,
                 "key" => config.key = (!value.is_empty()).then(|| value.to_owned()),
                 unknown => return Err(unknown_key(unknown)),
             }
@@ -203,7 +222,8 @@ impl fmt::Display for SimConfig {
         write!(
             f,
             "task_time={}ms,latency={}ms,rate_limit_every={},retry_after={},server_error_every={},\
-             malformed_every={},truncate_downloads={},fail_tasks={},quota_exhausted={}",
+             malformed_every={},truncate_downloads={},fail_tasks={},quota_exhausted={},alt_shapes={},\
+             hang_submits={}",
             self.task_time.as_millis(),
             self.latency.as_millis(),
             fl.rate_limit_every,
@@ -212,8 +232,14 @@ impl fmt::Display for SimConfig {
             fl.malformed_every,
             fl.truncate_downloads,
             fl.fail_tasks,
-            fl.quota_exhausted
-        )
+            fl.quota_exhausted,
+            fl.alt_shapes,
+            fl.hang_submits
+        )?;
+        if !fl.stuck_status.is_empty() {
+            write!(f, ",stuck_status={}", fl.stuck_status)?;
+        }
+        Ok(())
     }
 }
 
@@ -258,6 +284,17 @@ pub struct SimArgs {
     /// Refuse every API request as CometAPI does when the balance is used up (403).
     #[arg(long)]
     pub quota_exhausted: bool,
+    /// Answer in each family's other documented shape (Runway wrapped, Suno lyrics as a
+    /// list, /v1/videos without a URL, MiniMax wrapped, Midjourney code 21 and a young
+    /// task's `task_no_found`).
+    #[arg(long)]
+    pub alt_shapes: bool,
+    /// Tasks never finish and report this status word while running (e.g. ON_HOLD).
+    #[arg(long, default_value = "", value_name = "WORD")]
+    pub stuck_status: String,
+    /// Accept task submits (the task exists) but never answer them.
+    #[arg(long)]
+    pub hang_submits: bool,
 }
 
 impl From<SimArgs> for SimConfig {
@@ -275,6 +312,9 @@ impl From<SimArgs> for SimConfig {
                 fail_tasks: args.fail_tasks,
                 fail_reason: args.fail_reason,
                 quota_exhausted: args.quota_exhausted,
+                alt_shapes: args.alt_shapes,
+                stuck_status: args.stuck_status,
+                hang_submits: args.hang_submits,
             },
         }
     }
@@ -340,6 +380,15 @@ mod tests {
         assert!(c.faults.fail_tasks);
         assert_eq!(c.faults.fail_reason, "flagged, sorry");
         assert_eq!(c.task_time, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn answer_variants_are_chosen_per_run() {
+        let c: SimConfig = "alt_shapes,stuck_status=ON_HOLD,hang_submits".parse().unwrap();
+        assert!(c.faults.alt_shapes && c.faults.hang_submits);
+        assert_eq!(c.faults.stuck_status, "ON_HOLD");
+        let back: SimConfig = c.to_string().parse().unwrap();
+        assert_eq!(back.faults, c.faults);
     }
 
     #[test]
