@@ -430,6 +430,32 @@ mod tests {
         }
     }
 
+    /// README's deadline table names every polled family with the catalog's own value.
+    #[test]
+    fn the_readme_lists_every_familys_deadline() {
+        let readme = include_str!("../README.md");
+        let table =
+            readme.split("<!-- deadlines:start").nth(1).and_then(|t| t.split("<!-- deadlines:end").next());
+        let table = table.expect("README has the deadlines table");
+        let rows: Vec<(&str, &str)> = table
+            .lines()
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                (cells.len() == 4 && !cells[1].starts_with("--")).then(|| (cells[1], cells[2]))
+            })
+            .collect();
+        for (name, entry) in entries().filter(|(_, e)| e.task.fetch.is_some()) {
+            let Some(deadline) = &entry.task.deadline else { continue };
+            let family = entry.task.family.as_str();
+            let listed = rows.iter().find(|(families, _)| {
+                families.split(|c: char| c == ',' || c.is_whitespace()).any(|f| f == family)
+            });
+            assert_eq!(listed.map(|r| r.1), Some(deadline.as_str()), "{name}: family `{family}` in README");
+        }
+        let any = rows.iter().find(|r| r.0.contains("comet.task")).map(|r| r.1);
+        assert_eq!(any.map(crate::model::parse_duration), Some(Ok(DEFAULT_DEADLINE)));
+    }
+
     #[test]
     fn dotted_paths_take_alternatives_and_indexes() {
         let v = json!({"data": {"task_id": "", "list": [{"url": "u"}]}, "id": 7});
