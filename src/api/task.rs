@@ -233,10 +233,12 @@ pub(crate) async fn poll(
                 if !unknown_said && !spec.running.is_empty() && !one_of(&spec.running, &status) {
                     // Not a word this family is known to use: keep waiting, say so once.
                     unknown_said = true;
+                    let status =
+                        if status.is_empty() { "no status".to_owned() } else { format!("status `{status}`") };
                     ctx.log(
                         Stream::Stderr,
                         format!(
-                            "{} task {task_id} answered status `{status}`, which cometflow does not know; \
+                            "{} task {task_id} answered {status}, which cometflow does not know; \
                              treating it as still running until the deadline ({})",
                             spec.family,
                             crate::engine::human_duration(deadline.1)

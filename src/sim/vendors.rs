@@ -129,6 +129,7 @@ pub(crate) async fn luma_fetch(
         Phase::Running(_) => "dreaming",
         _ => "queued",
     };
+    let state = sim.word(phase, state);
     let mut answer = json!({"id": id, "state": state, "failure_reason": task.failure});
     if phase == Phase::Succeeded {
         let url = file_url(&base_url(&headers, &sim), &id, "video.mp4");
@@ -172,6 +173,7 @@ pub(crate) async fn replicate_fetch(
         Phase::Running(_) => "processing",
         _ => "starting",
     };
+    let status = sim.word(phase, status);
     let file = task.params["file"].as_str().unwrap_or("image.png");
     let output = (phase == Phase::Succeeded).then(|| json!([file_url(&base_url(&headers, &sim), &id, file)]));
     Ok(json_response(

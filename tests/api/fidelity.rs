@@ -345,12 +345,14 @@ fn a_task_that_never_finishes_fails_at_the_timeout_naming_its_id_and_last_status
 
 #[test]
 fn a_simulated_stuck_task_fails_at_the_timeout() {
-    let yaml = step("sora.generate", "{ prompt: a boat }").replace("    with:", "    timeout: 1s\n    with:");
-    let (_t, out) = simulated(&yaml, "stuck_status=ON_HOLD");
-    let error = failed(&out);
-    let id = error.split_whitespace().nth(2).unwrap_or_default().to_owned();
-    assert!(id.starts_with("task_"), "{error}");
-    never_done(&out, "sora", &id);
+    for (uses, family) in [("sora.generate", "sora"), ("kling.text2video", "kling"), ("suno.music", "suno")] {
+        let yaml = step(uses, "{ prompt: a boat }").replace("    with:", "    timeout: 1s\n    with:");
+        let (_t, out) = simulated(&yaml, "stuck_status=ON_HOLD");
+        let error = failed(&out);
+        let id = error.split_whitespace().nth(2).unwrap_or_default().to_owned();
+        assert!(!id.is_empty(), "{error}");
+        never_done(&out, family, &id);
+    }
 }
 
 // 8. The submit window ---------------------------------------------------------------------
