@@ -18,6 +18,9 @@ struct Script {
     accepted: (StatusCode, Json),
     polls: Vec<(StatusCode, Json)>,
     hang: Option<Duration>,
+    /// While false, every poll answers the first of `polls` (a task that is stuck);
+    /// `None` walks through them.
+    released: Option<std::sync::atomic::AtomicBool>,
     seen: Seen,
 }
 
@@ -29,6 +32,7 @@ impl Script {
             accepted: (StatusCode::OK, accepted),
             polls: polls.into_iter().map(|p| (StatusCode::OK, p)).collect(),
             hang: None,
+            released: None,
             seen: Seen::default(),
         }
     }
@@ -66,7 +70,12 @@ async fn submit(State(s): State<Arc<Script>>, headers: HeaderMap, body: Bytes) -
 async fn fetch(State(s): State<Arc<Script>>, headers: HeaderMap) -> Response {
     s.seen.record(s.fetch, &headers, b"");
     let polls = s.seen.requests.lock().unwrap().iter().filter(|r| r.0 == s.fetch).count();
-    let (status, answer) = &s.polls[(polls - 1).min(s.polls.len() - 1)];
+    let index = match &s.released {
+        Some(released) if !released.load(Ordering::SeqCst) => 0,
+        Some(_) => s.polls.len() - 1,
+        None => (polls - 1).min(s.polls.len() - 1),
+    };
+    let (status, answer) = &s.polls[index];
     let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or_default();
     let text = answer.to_string().replace("{host}", host);
     (*status, [("content-type", "application/json")], text).into_response()
@@ -341,6 +350,28 @@ fn a_task_that_never_finishes_fails_at_the_timeout_naming_its_id_and_last_status
     let yaml = step("runway.image2video", RUNWAY).replace("    with:", "    timeout: 1s\n    with:");
     let (_t, out) = against(&base, &yaml);
     never_done(&out, "runway", "T1");
+}
+
+#[test]
+fn a_task_past_its_deadline_is_kept_and_a_resume_polls_it_without_paying_again() {
+    let rt = runtime();
+    let mut script = runway(vec![
+        json!({"id": "T1", "status": "RUNNING"}),
+        json!({"id": "T1", "status": "SUCCEEDED", "output": ["http://{host}/cdn/clip.mp4"]}),
+    ]);
+    script.released = Some(false.into());
+    let (base, script) = script.serve(&rt);
+    let yaml = step("runway.image2video", RUNWAY).replace("    with:", "    timeout: 1s\n    with:");
+    let (t, out) = against(&base, &yaml);
+    let error = failed(&out);
+    assert!(error.starts_with("runway task T1 did not finish within 1.0s (last status: RUNNING)"), "{error}");
+    assert!(!out.stderr.contains("does not know"), "RUNNING is a known word: {}", out.stderr);
+    if let Some(released) = &script.released {
+        released.store(true, Ordering::SeqCst);
+    }
+    let out = t.then(&["run", "pipeline.yaml", "--resume", "last", "--json"]);
+    assert_eq!(succeeded(&out)["task_id"], "T1");
+    assert_eq!(script.submits(), 1, "the kept task was submitted again");
 }
 
 #[test]
