@@ -183,9 +183,16 @@ pub(crate) async fn poll(
     let mut wait = first;
     // A young task the provider has not registered yet answers "not found" for a while.
     let young_until = Instant::now() + spec.grace();
-    let mut last_progress = String::new();
-    let mut last_status = String::from("none yet");
-    let mut unknown_said = false;
+    let mut watch = Watch {
+        api,
+        ctx,
+        spec,
+        task_id,
+        limit: deadline.1,
+        progress: String::new(),
+        status: String::from("none yet"),
+        unknown_said: false,
+    };
     loop {
         let left = deadline.0.saturating_duration_since(Instant::now());
         // An interrupted run stops polling here; the task id is already on record, so a
@@ -198,61 +205,84 @@ pub(crate) async fn poll(
             _ = tokio::time::sleep(wait.min(left)) => {}
         }
         wait = wait.mul_f64(1.5).min(max);
-        let answer = match api.call(Call::Read, method.clone(), &path, &headers, &Payload::None).await {
-            Ok(answer) => Some(answer),
-            Err(e) if Instant::now() < young_until && is_pending(spec, &e) => None,
-            Err(e) => return Err(poll_failed(spec, task_id, &e)),
-        };
-        if let Some(answer) = answer {
-            if let Some(message) = envelope_error(spec, &answer) {
-                let young = Instant::now() < young_until;
-                if !(young && spec.pending_errors.iter().any(|p| message.contains(p.as_str()))) {
-                    let e = ApiError { message: api.redact(&message), said: None, maybe_created: false };
-                    return Err(poll_failed(spec, task_id, &e));
-                }
-            } else {
-                let status = pick(&answer, &spec.status).and_then(scalar).unwrap_or_default();
-                let progress = spec.progress.as_deref().and_then(|p| pick(&answer, p)).and_then(scalar);
-                let shown = match progress {
-                    Some(p) if !p.is_empty() => format!("{status} {p}"),
-                    _ => status.clone(),
-                };
-                if !shown.is_empty() && shown != last_progress {
-                    ctx.progress(shown.clone());
-                    last_progress = shown;
-                }
-                if one_of(&spec.success, &status) {
-                    ctx.task_ended(task_id, true);
-                    return Ok(Finished { task_id: task_id.to_owned(), status, result: answer });
-                }
-                if one_of(&spec.failure, &status) {
-                    // Only now is the task known to be lost: a resume may submit a new one.
-                    ctx.task_ended(task_id, false);
-                    return Err(task_failed(api, spec, task_id, &status, &answer));
-                }
-                if !unknown_said && !spec.running.is_empty() && !one_of(&spec.running, &status) {
-                    // Not a word this family is known to use: keep waiting, say so once.
-                    unknown_said = true;
-                    let status =
-                        if status.is_empty() { "no status".to_owned() } else { format!("status `{status}`") };
-                    ctx.log(
-                        Stream::Stderr,
-                        format!(
-                            "{} task {task_id} answered {status}, which cometflow does not know; \
-                             treating it as still running until the deadline ({})",
-                            spec.family,
-                            crate::engine::human_duration(deadline.1)
-                        ),
-                    );
-                }
-                if !status.is_empty() {
-                    last_status = status;
+        let young = Instant::now() < young_until;
+        match api.call(Call::Read, method.clone(), &path, &headers, &Payload::None).await {
+            Ok(answer) => {
+                if let Some(end) = watch.read(answer, young) {
+                    return end;
                 }
             }
+            Err(e) if young && is_pending(spec, &e) => {}
+            Err(e) => return Err(poll_failed(spec, task_id, &e)),
         }
         if Instant::now() >= deadline.0 {
-            return Err(deadline_passed(ctx, spec, task_id, &last_status, deadline.1));
+            return Err(deadline_passed(ctx, spec, task_id, &watch.status, deadline.1));
         }
+    }
+}
+
+/// Polling one task, and what it has seen: the progress last shown, the last status word
+/// (for the deadline's message) and whether an unknown word was already logged.
+struct Watch<'a> {
+    api: &'a Api,
+    ctx: &'a StepCtx,
+    spec: &'a TaskSpec,
+    task_id: &'a str,
+    limit: Duration,
+    progress: String,
+    status: String,
+    unknown_said: bool,
+}
+
+impl Watch<'_> {
+    /// Reads one fetch answer: `Some` when polling is over (the task ended, or the answer
+    /// is an error), `None` to keep polling.
+    fn read(&mut self, answer: Json, young: bool) -> Option<Result<Finished, StepError>> {
+        let (api, ctx, spec, task_id) = (self.api, self.ctx, self.spec, self.task_id);
+        if let Some(message) = envelope_error(spec, &answer) {
+            if young && spec.pending_errors.iter().any(|p| message.contains(p.as_str())) {
+                return None;
+            }
+            let e = ApiError { message: api.redact(&message), said: None, maybe_created: false };
+            return Some(Err(poll_failed(spec, task_id, &e)));
+        }
+        let status = pick(&answer, &spec.status).and_then(scalar).unwrap_or_default();
+        let progress = spec.progress.as_deref().and_then(|p| pick(&answer, p)).and_then(scalar);
+        let shown = match progress {
+            Some(p) if !p.is_empty() => format!("{status} {p}"),
+            _ => status.clone(),
+        };
+        if !shown.is_empty() && shown != self.progress {
+            ctx.progress(shown.clone());
+            self.progress = shown;
+        }
+        if one_of(&spec.success, &status) {
+            ctx.task_ended(task_id, true);
+            return Some(Ok(Finished { task_id: task_id.to_owned(), status, result: answer }));
+        }
+        if one_of(&spec.failure, &status) {
+            // Only now is the task known to be lost: a resume may submit a new one.
+            ctx.task_ended(task_id, false);
+            return Some(Err(task_failed(api, spec, task_id, &status, &answer)));
+        }
+        if !self.unknown_said && !spec.running.is_empty() && !one_of(&spec.running, &status) {
+            // Not a word this family is known to use: keep waiting, say so once.
+            self.unknown_said = true;
+            let said = if status.is_empty() { "no status".to_owned() } else { format!("status `{status}`") };
+            ctx.log(
+                Stream::Stderr,
+                format!(
+                    "{} task {task_id} answered {said}, which cometflow does not know; treating it as \
+                     still running until the deadline ({})",
+                    spec.family,
+                    crate::engine::human_duration(self.limit)
+                ),
+            );
+        }
+        if !status.is_empty() {
+            self.status = status;
+        }
+        None
     }
 }
 
