@@ -97,11 +97,14 @@ pub(crate) struct Reply {
 pub(crate) struct ApiError {
     pub message: String,
     pub said: Option<errors::Said>,
+    /// A submit that may have created (and been charged for) a task: it was sent and its
+    /// answer was lost or unreadable. False when the failure proves nothing was created.
+    pub maybe_created: bool,
 }
 
 impl ApiError {
     fn new(message: impl Into<String>) -> Self {
-        ApiError { message: message.into(), said: None }
+        ApiError { message: message.into(), said: None, maybe_created: false }
     }
 }
 
@@ -308,7 +311,7 @@ impl Api {
                 if let Err(e) = self.parse(call, what, &reply) {
                     // A cut or garbled answer: free to ask again for a read, ambiguous for a submit.
                     let verdict = if call == Call::Read { Verdict::Retry(None) } else { Verdict::Final };
-                    return Err((e, verdict));
+                    return Err((ApiError { maybe_created: call == Call::Submit, ..e }, verdict));
                 }
             }
             return Ok(reply);
@@ -319,7 +322,10 @@ impl Api {
             return Ok(Reply { status, headers, body });
         }
         let message = self.redact(&errors::describe(status, &body, what));
-        Err((ApiError { message, said }, verdict))
+        // A 5xx without the gateway's own envelope may come from behind it, after the task was made.
+        let maybe_created =
+            call == Call::Submit && status.is_server_error() && !said.as_ref().is_some_and(|s| s.gateway);
+        Err((ApiError { message, said, maybe_created }, verdict))
     }
 
     fn transport_error(&self, call: Call, what: &str, e: &reqwest::Error, verdict: Verdict) -> ApiError {
@@ -335,7 +341,8 @@ impl Api {
             }
             _ => format!("{what} failed: {cause}; check your network and `COMETAPI_BASE_URL`"),
         };
-        ApiError::new(self.redact(&message))
+        let refused = e.is_connect() && !e.is_timeout();
+        ApiError { maybe_created: call == Call::Submit && !refused, ..ApiError::new(self.redact(&message)) }
     }
 }
 

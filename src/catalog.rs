@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use indexmap::IndexMap;
 use serde::Deserialize;
@@ -67,6 +68,18 @@ pub(crate) struct TaskSpec {
     pub success: Vec<String>,
     #[serde(default)]
     pub failure: Vec<String>,
+    /// Status words that mean "still running"; any other word is logged once and waited on
+    /// until the deadline. Empty: every non-terminal word is taken as running, silently.
+    #[serde(default)]
+    pub running: Vec<String>,
+    /// How long polling may wait for a terminal status when the step sets no `timeout:`
+    /// (`30m`, `2h`); [`DEFAULT_DEADLINE`] when absent.
+    #[serde(default)]
+    pub deadline: Option<String>,
+    /// How long after polling starts a `pending_errors` answer still means a young task
+    /// ([`DEFAULT_GRACE`] when absent); later it is a failure.
+    #[serde(default)]
+    pub grace: Option<String>,
     #[serde(default)]
     pub progress: Option<String>,
     #[serde(default)]
@@ -84,6 +97,25 @@ pub(crate) struct TaskSpec {
     /// A read after success whose answer lands at `then` in the result (MiniMax's file URL).
     #[serde(default)]
     pub then: Option<Then>,
+}
+
+/// Polling's limit for a family that names none (and for `comet.task`).
+pub(crate) const DEFAULT_DEADLINE: Duration = Duration::from_secs(3600);
+/// How long a young task may answer "not found" when the family names no `grace`.
+pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(60);
+
+impl TaskSpec {
+    /// The family's default polling deadline (a test checks every entry's value parses).
+    pub(crate) fn deadline(&self) -> Duration {
+        self.deadline
+            .as_deref()
+            .and_then(|d| crate::model::parse_duration(d).ok())
+            .unwrap_or(DEFAULT_DEADLINE)
+    }
+
+    pub(crate) fn grace(&self) -> Duration {
+        self.grace.as_deref().and_then(|d| crate::model::parse_duration(d).ok()).unwrap_or(DEFAULT_GRACE)
+    }
 }
 
 /// `GET path` with `{value}` taken from the finished result at `from`.
@@ -199,6 +231,10 @@ pub(crate) struct OutputDecl {
     /// May be missing without failing the step.
     #[serde(default)]
     pub optional: bool,
+    /// When `path` finds no URL, the file is this path on the API's own host, read with
+    /// the key (`/v1/videos/{id}/content`; `{id}` is the task id).
+    #[serde(default)]
+    pub content: Option<String>,
     /// A number the answer may give as text (`"5.2"`) is read as a number.
     #[serde(default)]
     pub number: bool,
@@ -384,7 +420,40 @@ mod tests {
                 assert!(entry.outputs.iter().all(|o| !o.path.is_empty()), "{name}: an output without a path");
             }
             assert_eq!(spec.name, name);
+            for d in [&entry.task.deadline, &entry.task.grace].into_iter().flatten() {
+                assert!(crate::model::parse_duration(d).is_ok(), "{name}: `{d}` is not a duration");
+            }
+            if entry.task.fetch.is_some() && entry.code.as_deref() != Some("comet.task") {
+                assert!(entry.task.deadline.is_some(), "{name} polls without a default deadline");
+                assert!(!entry.task.running.is_empty(), "{name} polls without its running words");
+            }
         }
+    }
+
+    /// README's deadline table names every polled family with the catalog's own value.
+    #[test]
+    fn the_readme_lists_every_familys_deadline() {
+        let readme = include_str!("../README.md");
+        let table =
+            readme.split("<!-- deadlines:start").nth(1).and_then(|t| t.split("<!-- deadlines:end").next());
+        let table = table.expect("README has the deadlines table");
+        let rows: Vec<(&str, &str)> = table
+            .lines()
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                (cells.len() == 4 && !cells[1].starts_with("--")).then(|| (cells[1], cells[2]))
+            })
+            .collect();
+        for (name, entry) in entries().filter(|(_, e)| e.task.fetch.is_some()) {
+            let Some(deadline) = &entry.task.deadline else { continue };
+            let family = entry.task.family.as_str();
+            let listed = rows.iter().find(|(families, _)| {
+                families.split(|c: char| c == ',' || c.is_whitespace()).any(|f| f == family)
+            });
+            assert_eq!(listed.map(|r| r.1), Some(deadline.as_str()), "{name}: family `{family}` in README");
+        }
+        let any = rows.iter().find(|r| r.0.contains("comet.task")).map(|r| r.1);
+        assert_eq!(any.map(crate::model::parse_duration), Some(Ok(DEFAULT_DEADLINE)));
     }
 
     #[test]

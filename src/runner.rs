@@ -27,6 +27,8 @@ pub struct Launch {
     pub resume: Option<String>,
     /// Do not reuse cached results (still store new ones).
     pub fresh: bool,
+    /// Resuming, pay again for submits sent whose task id was never recorded.
+    pub resubmit_unknown: bool,
     /// Which backend answers provider calls (`Endpoint::backend`): part of every cache key.
     pub backend: String,
 }
@@ -40,7 +42,8 @@ pub async fn launch(l: Launch) -> Result<RunRecord, Failure> {
     let db = crate::store::Db::open(&state).map_err(store_err)?;
     let (run_id, run_dir, prior) = match &l.resume {
         Some(id) => {
-            let prior = crate::store::resume::prior(&db, id).map_err(store_err)?;
+            let mut prior = crate::store::resume::prior(&db, id).map_err(store_err)?;
+            prior.resubmit_unknown = l.resubmit_unknown;
             crate::store::runs::resume(&db, id).map_err(store_err)?;
             let dir = crate::store::create_run_dir(&state, id).map_err(|e| unwritable(&state, &e))?;
             (id.clone(), dir, Some(prior))

@@ -149,6 +149,7 @@ fn load(opts: &WatchOptions) -> Option<Launch> {
             cancel: CancellationToken::new(),
             resume: None,
             fresh: false,
+            resubmit_unknown: false,
             backend: opts.backend.clone(),
         }),
         Err(diags) => {

@@ -81,6 +81,8 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+#[path = "api/fidelity.rs"]
+mod fidelity;
 #[path = "api/first_errors.rs"]
 mod first_errors;
 #[path = "api/mocked.rs"]

@@ -100,6 +100,16 @@ impl Test {
         Self::output(self.command_with(&args))
     }
 
+    /// Like [`Test::then`], with more environment for this command only.
+    pub fn then_env(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let mut cmd = self.command_with(&args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Self::output(cmd)
+    }
+
     fn output(mut cmd: Command) -> Output {
         let out = cmd.output().unwrap();
         Output {

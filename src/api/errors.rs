@@ -49,6 +49,15 @@ pub(crate) fn describe(status: StatusCode, body: &[u8], what: &str) -> String {
     let message = said.as_ref().map(|s| s.message.as_str()).unwrap_or_default();
     let code = said.as_ref().map(|s| s.code.as_str()).unwrap_or_default();
     let lower = message.to_ascii_lowercase();
+    // Before the key check: some routes answer an empty balance with 401.
+    if is_quota(status, said.as_ref()) {
+        let detail = if message.is_empty() { status.to_string() } else { message.to_owned() };
+        return format!(
+            "your CometAPI balance is used up: {what} was refused ({detail}); top up at \
+             {TOP_UP} (`cometflow balance` shows what is left), or use `--simulate` to try the \
+             pipeline without spending"
+        );
+    }
     if status == StatusCode::UNAUTHORIZED || lower.contains("invalid token") {
         let detail = if message.is_empty() { "invalid token" } else { message };
         return format!(
@@ -64,14 +73,6 @@ pub(crate) fn describe(status: StatusCode, body: &[u8], what: &str) -> String {
         return format!(
             "model `{model}` does not exist on CometAPI or has no channel for your key ({message}): \
              check the `model` name at https://api.cometapi.com/api/models"
-        );
-    }
-    if is_quota(status, said.as_ref()) {
-        let detail = if message.is_empty() { status.to_string() } else { message.to_owned() };
-        return format!(
-            "your CometAPI balance is used up: {what} was refused ({detail}); top up at \
-             {TOP_UP} (`cometflow balance` shows what is left), or use `--simulate` to try the \
-             pipeline without spending"
         );
     }
     let said = if message.is_empty() {
@@ -200,6 +201,9 @@ mod tests {
             let said = read(body.as_bytes());
             assert!(is_quota(StatusCode::TOO_MANY_REQUESTS, said.as_ref()), "{body}");
         }
+        let body = br#"{"error":{"code":"insufficient_user_quota","message":"user quota is not enough"}}"#;
+        let m = describe(StatusCode::UNAUTHORIZED, body, "x");
+        assert!(m.starts_with("your CometAPI balance is used up"), "{m}");
         let limit = read(br#"{"error":{"code":"rate_limit_exceeded","message":"rate limit exceeded"}}"#);
         assert!(!is_quota(StatusCode::TOO_MANY_REQUESTS, limit.as_ref()));
     }

@@ -231,7 +231,10 @@ impl Api {
                     retry::retry_after(response.headers()),
                 );
                 let message = self.redact(&errors::describe(status, &body, what));
-                Err(Failure { error: ApiError { message, said }, unbilled: verdict != Verdict::Final })
+                Err(Failure {
+                    error: ApiError { message, said, maybe_created: false },
+                    unbilled: verdict != Verdict::Final,
+                })
             }
             Ok(Err(tungstenite::Error::Io(e))) if e.kind() == std::io::ErrorKind::ConnectionRefused => Err(
                 failure(self.redact(&errors::unreachable(what, &self.endpoint.base, &e.to_string())), true),

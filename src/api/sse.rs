@@ -54,7 +54,11 @@ impl Api {
                     let said = errors::read(&bytes);
                     let verdict =
                         retry::on_status(Call::Submit, status, said.as_ref(), retry::retry_after(&headers));
-                    last = ApiError { message: self.redact(&errors::describe(status, &bytes, &what)), said };
+                    last = ApiError {
+                        message: self.redact(&errors::describe(status, &bytes, &what)),
+                        said,
+                        maybe_created: false,
+                    };
                     match verdict {
                         Verdict::Final => return Err(last),
                         Verdict::Retry(wait) => wait,

@@ -56,6 +56,10 @@ pub struct RunArgs {
     /// pipeline's latest run. Finished steps are kept; submitted tasks are polled, not paid again
     #[arg(long, value_name = "RUN_ID|last")]
     pub resume: Option<String>,
+    /// With --resume: pay again for a step whose submit was sent but whose task id was never
+    /// recorded (it may have been charged); without it such a step stops with a message
+    #[arg(long, requires = "resume")]
+    pub resubmit_unknown: bool,
     /// Do not reuse cached step results (new results are still cached)
     #[arg(long)]
     pub fresh: bool,
@@ -138,7 +142,17 @@ async fn execute(
     let interrupt = tokio::spawn(watch_ctrl_c(cancel.clone()));
     let concurrency = args.concurrency.map(|c| c as usize);
     let backend = endpoint.backend();
-    let launch = Launch { plan, inputs, concurrency, verbosity, cancel, resume, fresh: args.fresh, backend };
+    let launch = Launch {
+        plan,
+        inputs,
+        concurrency,
+        verbosity,
+        cancel,
+        resume,
+        fresh: args.fresh,
+        resubmit_unknown: args.resubmit_unknown,
+        backend,
+    };
     let record = crate::runner::launch(launch).await?;
     interrupt.abort();
     if args.report {

@@ -171,7 +171,28 @@ fn show(db: &std::sync::Arc<Db>, run: &RunRow) -> Result<String, crate::store::S
     {
         out.push_str(&step_block(s, &steps, &tasks));
     }
+    out.push_str(&unknown_block(&run.id, &crate::store::resume::unknown_submits(db, &run.id)?));
     Ok(out)
+}
+
+/// Submits sent whose answer was never recorded: tasks that may exist and be charged.
+fn unknown_block(run_id: &str, unknown: &[crate::store::resume::UnknownSubmit]) -> String {
+    if unknown.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "\nsubmits sent without a recorded task id (they may have been charged; look for them in your \
+         CometAPI logs, or pay again with `cometflow run PIPELINE --resume {run_id} --resubmit-unknown`):\n"
+    );
+    for u in unknown {
+        out.push_str(&format!(
+            "  {}  {} submit sent {}\n",
+            label(&u.step, u.item),
+            u.family,
+            short_time(&u.sent_at)
+        ));
+    }
+    out
 }
 
 fn step_block(s: &StepRow, all: &[StepRow], tasks: &[history::TaskRow]) -> String {

@@ -30,6 +30,10 @@ pub trait TaskJournal: Send + Sync {
     /// A submit is about to be sent: if the process dies before its answer is recorded,
     /// a task may exist and be paid for. Called before the request leaves.
     fn submit_intent(&self, _step: &str, _item: Option<usize>, _family: &str) {}
+    /// The submit's answer settled its fate without a task to resume (refused before it
+    /// was accepted, or the answer was the result itself): the intent is cleared.
+    /// `task_submitted` clears it too.
+    fn submit_settled(&self, _step: &str, _item: Option<usize>) {}
     /// A provider task exists and is (or will be) paid for; called before polling it.
     fn task_submitted(&self, step: &str, item: Option<usize>, family: &str, task_id: &str);
     /// The provider said how a task ended. Only a provider-reported failure makes the task
@@ -59,8 +63,17 @@ pub struct StepCtx {
     /// The task this execution submitted before the run was interrupted (`--resume`).
     pub resumed_task: Option<String>,
     /// A submit of this execution was sent before an interruption and its task id never
-    /// came back: the task may exist. `Some(true)` allows paying again (`--resubmit-unknown`).
-    pub unknown_submit: Option<bool>,
+    /// came back: the task may exist. See [`UnknownSubmit`].
+    pub unknown_submit: Option<UnknownSubmit>,
+}
+
+/// A submit sent in an earlier life of the run whose answer was never recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownSubmit {
+    /// When it was sent (RFC 3339), for the message.
+    pub sent_at: String,
+    /// Paying again is allowed (`--resubmit-unknown`); otherwise the step stops.
+    pub resubmit: bool,
 }
 
 impl StepCtx {
@@ -91,6 +104,11 @@ impl StepCtx {
     /// Records that a submit is about to be sent (see [`TaskJournal::submit_intent`]).
     pub fn submit_intent(&self, family: &str) {
         self.journal.submit_intent(&self.step_id, self.item, family);
+    }
+
+    /// Clears the submit intent: the answer left no task to resume (see [`TaskJournal::submit_settled`]).
+    pub fn submit_settled(&self) {
+        self.journal.submit_settled(&self.step_id, self.item);
     }
 
     /// Records a submitted provider task before it is polled: a durable write, done before

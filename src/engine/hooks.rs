@@ -59,4 +59,9 @@ pub struct Prior {
     pub units: HashMap<(String, Option<usize>), StepRecord>,
     /// Provider tasks submitted but never seen to finish: polled, not submitted again.
     pub tasks: HashMap<(String, Option<usize>), String>,
+    /// Submits sent whose task id never came back, with when they were sent: the task may
+    /// exist, so they are not sent again unless `resubmit_unknown`.
+    pub unknown: HashMap<(String, Option<usize>), String>,
+    /// The user chose to pay again for those (`--resubmit-unknown`).
+    pub resubmit_unknown: bool,
 }

@@ -15,7 +15,7 @@ use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
 
-use crate::contract::{ErrorKind, StepCtx, StepError};
+use crate::contract::{ErrorKind, StepCtx, StepError, UnknownSubmit};
 use crate::model::{human_duration, Cond, Step, StepIdx};
 use crate::template::eval_condition;
 
@@ -203,6 +203,11 @@ async fn execute_unit(
         }
     }
     let resumed_task = shared.prior.tasks.get(&(step.id.clone(), item)).cloned();
+    let unknown_submit = shared
+        .prior
+        .unknown
+        .get(&(step.id.clone(), item))
+        .map(|sent_at| UnknownSubmit { sent_at: sent_at.clone(), resubmit: shared.prior.resubmit_unknown });
     let family = shared.families.get(step.family());
     let mut started = None;
     let mut attempt = 0;
@@ -239,7 +244,7 @@ async fn execute_unit(
             budget: shared.budget.clone(),
             journal: shared.journal.clone(),
             resumed_task: resumed_task.clone(),
-            unknown_submit: None,
+            unknown_submit: unknown_submit.clone(),
         };
         // The last attempt can have the rendered input itself; earlier ones need a copy.
         let input = if attempt < step.retry.attempts { with.clone() } else { std::mem::take(&mut with) };

@@ -298,6 +298,7 @@ impl Daemon {
             cancel: self.root.child_token(),
             resume: None,
             fresh: false,
+            resubmit_unknown: false,
             backend: self.opts.backend.clone(),
         };
         let file = file.to_path_buf();

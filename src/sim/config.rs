@@ -46,6 +46,14 @@ pub struct Faults {
     pub realtime_drop_early: u64,
     /// The first N streamed chat answers are cut off before `data: [DONE]`.
     pub cut_streams: u64,
+    /// Every family answers in its other documented shape: Runway's poll wrapped in
+    /// `{code, data}`, Suno lyrics as a list, `/v1/videos` jobs without a URL, MiniMax wrapped
+    /// like its peers, Midjourney submits with code 21 and a first fetch `task_no_found`.
+    pub alt_shapes: bool,
+    /// When not empty, tasks never finish and report this status word while running.
+    pub stuck_status: String,
+    /// Task submits are accepted (the task exists and counts) but never answered.
+    pub hang_submits: bool,
 }
 
 pub(crate) const DEFAULT_FAIL_REASON: &str = "content moderation: the prompt was flagged";
@@ -65,6 +73,9 @@ impl Default for Faults {
             realtime_drop: 0,
             realtime_drop_early: 0,
             cut_streams: 0,
+            alt_shapes: false,
+            stuck_status: String::new(),
+            hang_submits: false,
         }
     }
 }
@@ -100,6 +111,9 @@ const KEYS: &[&str] = &[
     "realtime_drop",
     "realtime_drop_early",
     "cut_streams",
+    "alt_shapes",
+    "stuck_status",
+    "hang_submits",
     "key",
 ];
 
@@ -123,11 +137,13 @@ impl FromStr for SimConfig {
                     config.faults.fail_reason.push_str(segment);
                     continue;
                 }
-                // Bare boolean switches: `fail_tasks`, `quota_exhausted`.
+                // Bare boolean switches: `fail_tasks`, `quota_exhausted`, `alt_shapes`, `hang_submits`.
                 let switch = match bare {
                     "fail_tasks" => Some(&mut config.faults.fail_tasks),
                     "quota_exhausted" => Some(&mut config.faults.quota_exhausted),
                     "realtime_error" => Some(&mut config.faults.realtime_error),
+                    "alt_shapes" => Some(&mut config.faults.alt_shapes),
+                    "hang_submits" => Some(&mut config.faults.hang_submits),
                     _ => None,
                 };
                 if let Some(on) = switch {
@@ -158,6 +174,9 @@ impl FromStr for SimConfig {
                 "realtime_drop" => faults.realtime_drop = parse_count(value).map_err(bad)?,
                 "realtime_drop_early" => faults.realtime_drop_early = parse_count(value).map_err(bad)?,
                 "cut_streams" => faults.cut_streams = parse_count(value).map_err(bad)?,
+                "alt_shapes" => faults.alt_shapes = parse_bool(value).map_err(bad)?,
+                "stuck_status" => faults.stuck_status = value.to_owned(),
+                "hang_submits" => faults.hang_submits = parse_bool(value).map_err(bad)?,
                 "key" => config.key = (!value.is_empty()).then(|| value.to_owned()),
                 unknown => return Err(unknown_key(unknown)),
             }
@@ -225,7 +244,8 @@ impl fmt::Display for SimConfig {
             f,
             "task_time={}ms,latency={}ms,rate_limit_every={},retry_after={},server_error_every={},\
              malformed_every={},truncate_downloads={},fail_tasks={},quota_exhausted={},\
-             realtime_error={},realtime_drop={},realtime_drop_early={},cut_streams={}",
+             realtime_error={},realtime_drop={},realtime_drop_early={},cut_streams={},alt_shapes={},\
+             hang_submits={}",
             self.task_time.as_millis(),
             self.latency.as_millis(),
             fl.rate_limit_every,
@@ -238,8 +258,14 @@ impl fmt::Display for SimConfig {
             fl.realtime_error,
             fl.realtime_drop,
             fl.realtime_drop_early,
-            fl.cut_streams
-        )
+            fl.cut_streams,
+            fl.alt_shapes,
+            fl.hang_submits
+        )?;
+        if !fl.stuck_status.is_empty() {
+            write!(f, ",stuck_status={}", fl.stuck_status)?;
+        }
+        Ok(())
     }
 }
 
@@ -296,6 +322,17 @@ pub struct SimArgs {
     /// Cut off the first N streamed chat answers before `data: [DONE]` (0 = never).
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub cut_streams: u64,
+    /// Answer in each family's other documented shape (Runway wrapped, Suno lyrics as a
+    /// list, /v1/videos without a URL, MiniMax wrapped, Midjourney code 21 and a young
+    /// task's `task_no_found`).
+    #[arg(long)]
+    pub alt_shapes: bool,
+    /// Tasks never finish and report this status word while running (e.g. ON_HOLD).
+    #[arg(long, default_value = "", value_name = "WORD")]
+    pub stuck_status: String,
+    /// Accept task submits (the task exists) but never answer them.
+    #[arg(long)]
+    pub hang_submits: bool,
 }
 
 impl From<SimArgs> for SimConfig {
@@ -317,6 +354,9 @@ impl From<SimArgs> for SimConfig {
                 realtime_drop: args.realtime_drop,
                 realtime_drop_early: args.realtime_drop_early,
                 cut_streams: args.cut_streams,
+                alt_shapes: args.alt_shapes,
+                stuck_status: args.stuck_status,
+                hang_submits: args.hang_submits,
             },
         }
     }
@@ -382,6 +422,15 @@ mod tests {
         assert!(c.faults.fail_tasks);
         assert_eq!(c.faults.fail_reason, "flagged, sorry");
         assert_eq!(c.task_time, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn answer_variants_are_chosen_per_run() {
+        let c: SimConfig = "alt_shapes,stuck_status=ON_HOLD,hang_submits".parse().unwrap();
+        assert!(c.faults.alt_shapes && c.faults.hang_submits);
+        assert_eq!(c.faults.stuck_status, "ON_HOLD");
+        let back: SimConfig = c.to_string().parse().unwrap();
+        assert_eq!(back.faults, c.faults);
     }
 
     #[test]

@@ -51,7 +51,18 @@ pub(crate) async fn gate(State(sim): State<Arc<Sim>>, request: Request, next: Ne
     if let Some(response) = injected_fault(&sim, n, &path) {
         return response;
     }
-    next.run(request).await
+    let task_submit = request.method() == axum::http::Method::POST
+        && matches!(
+            family,
+            Family::Suno | Family::Kling | Family::Midjourney | Family::Videos | Family::Other
+        );
+    let response = next.run(request).await;
+    if sim.config.faults.hang_submits && task_submit && response.status().is_success() {
+        // The task exists (and would be charged), but its id never reaches the client.
+        sim.count_fault("hung_submits");
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    }
+    response
 }
 
 fn every(n: u64, every: u64) -> bool {

@@ -167,7 +167,7 @@ pub(crate) async fn submit_audio(
     Ok(submitted(&sim, format!("/kling/v1/audio/{action2}"), &body, params))
 }
 
-fn render(task: &Task, base: &str) -> Value {
+fn render(sim: &Sim, task: &Task, base: &str) -> Value {
     let phase = task.phase();
     let p = &task.params;
     let status = match phase {
@@ -176,6 +176,7 @@ fn render(task: &Task, base: &str) -> Value {
         Phase::Succeeded => "succeed",
         Phase::Failed => "failed",
     };
+    let status = sim.word(phase, status);
     let result = match phase {
         Phase::Succeeded if p["action"] == "images" => {
             let n = p["n"].as_u64().unwrap_or(1);
@@ -227,7 +228,7 @@ pub(crate) async fn query(
             && t.params["action2"] == action2.as_str()
     });
     match task {
-        Some(task) => envelope(render(&task, &base_url(&headers, &sim))),
+        Some(task) => envelope(render(&sim, &task, &base_url(&headers, &sim))),
         None => error(StatusCode::NOT_FOUND, 1203, &format!("task {id} not found for {action}/{action2}")),
     }
 }

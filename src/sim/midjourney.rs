@@ -144,6 +144,10 @@ pub(crate) async fn imagine(State(sim): State<Arc<Sim>>, bytes: Bytes) -> Result
         &body,
         Submit { route, action: "IMAGINE", prompt, buttons: "grid", extra: json!({}), waiting: false },
     );
+    if sim.config.faults.alt_shapes {
+        // "Task exists": charged, and its id is the one to poll [F].
+        return Ok(submit_answer(21, "任务已存在", json!(id)));
+    }
     Ok(submit_answer(1, "提交成功", json!(id)))
 }
 
@@ -257,7 +261,7 @@ pub(crate) async fn video(State(sim): State<Arc<Sim>>, bytes: Bytes) -> Result<R
     Ok(submit_answer(1, "提交成功", json!(id)))
 }
 
-fn render(task: &Task, base: &str) -> Value {
+fn render(sim: &Sim, task: &Task, base: &str) -> Value {
     let phase = task.phase();
     let p = &task.params;
     let status = match phase {
@@ -268,6 +272,7 @@ fn render(task: &Task, base: &str) -> Value {
         Phase::Succeeded => "SUCCESS",
         Phase::Failed => "FAILURE",
     };
+    let status = sim.word(phase, status);
     let done = phase == Phase::Succeeded;
     let hash = p["hash"].as_str().unwrap_or_default();
     let prompt_en = if p["action"] == "DESCRIBE" {
@@ -299,8 +304,11 @@ pub(crate) async fn fetch(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    match sim.task(&id).filter(|t| t.family == Family::Midjourney) {
-        Some(task) => json_response(StatusCode::OK, render(&task, &base_url(&headers, &sim))),
+    let task = sim.task(&id).filter(|t| t.family == Family::Midjourney);
+    // A brand-new id is not found yet on its first fetch [F].
+    let young = task.is_some() && sim.config.faults.alt_shapes && sim.first_fetch(&id);
+    match task.filter(|_| !young) {
+        Some(task) => json_response(StatusCode::OK, render(&sim, &task, &base_url(&headers, &sim))),
         None => json_response(
             StatusCode::NOT_FOUND,
             json!({"code": 4, "description": "task_not_found", "result": null}),

@@ -51,6 +51,7 @@ pub(crate) async fn fetch(
         Phase::Running(p) => ("processing", u32::from(p)),
         _ => ("queued", 0),
     };
+    let status = sim.word(phase, status);
     let mut data = json!({"task_id": id, "status": status, "progress": format!("{progress}%")});
     match phase {
         Phase::Succeeded => data["video_url"] = json!(file_url(&base_url(&headers, &sim), &id, "video.mp4")),

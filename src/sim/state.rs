@@ -119,7 +119,12 @@ struct Inner {
     downloads: HashMap<String, u64>,
     realtime_sessions: u64,
     streams: u64,
+    /// Tasks fetched at least once (for `alt_shapes`' young-task `task_no_found`).
+    fetched: HashSet<String>,
 }
+
+/// How long a `stuck_status` task takes: longer than any test or demo.
+const STUCK: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 pub(crate) struct Sim {
     pub(crate) config: SimConfig,
@@ -146,12 +151,14 @@ impl Sim {
             (faults.fail_tasks || new.prompt.contains("[sim:fail]")).then(|| faults.fail_reason.clone());
         let now = Instant::now();
         let ms = now_ms();
+        // `stuck_status`: a task that never ends (a century is never, for a test).
+        let duration = if faults.stuck_status.is_empty() { self.config.task_time } else { STUCK };
         let task = Task {
             id: new.id.clone(),
             family: new.family,
             submitted_ms: ms,
             clock: (!new.waiting).then_some((now, ms)),
-            duration: self.config.task_time,
+            duration,
             failure,
             params: new.params,
         };
@@ -164,6 +171,21 @@ impl Sim {
 
     pub(crate) fn task(&self, id: &str) -> Option<Task> {
         self.lock().tasks.get(id).cloned()
+    }
+
+    /// True the first time task `id` is fetched.
+    pub(crate) fn first_fetch(&self, id: &str) -> bool {
+        self.lock().fetched.insert(id.to_owned())
+    }
+
+    /// A family's status word for `phase`, or `stuck_status` while a stuck task runs.
+    pub(crate) fn word<'a>(&'a self, phase: Phase, normal: &'a str) -> &'a str {
+        let stuck = &self.config.faults.stuck_status;
+        if stuck.is_empty() || phase.is_terminal() {
+            normal
+        } else {
+            stuck
+        }
     }
 
     /// Starts a waiting task's clock; false if it was not waiting.

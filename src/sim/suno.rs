@@ -154,11 +154,21 @@ fn clip(task: &Task, base: &str, id: &str, phase: Phase) -> Value {
 }
 
 /// The task object of `GET /suno/fetch/{id}` (and each element of the batch answer).
-pub(crate) fn render(task: &Task, base: &str) -> Value {
+pub(crate) fn render(sim: &Sim, task: &Task, base: &str) -> Value {
     let phase = task.phase();
     let p = &task.params;
     let action = p["action"].as_str().unwrap_or("MUSIC");
-    let data = if action == "LYRICS" {
+    let data = if action == "LYRICS" && sim.config.faults.alt_shapes {
+        // The newer shape [F]: a list, the lyrics in `prompt`, `state` instead of `status`.
+        let done = phase == Phase::Succeeded;
+        let state = match phase {
+            Phase::Succeeded => "succeeded",
+            Phase::Failed => "failed",
+            _ => "running",
+        };
+        json!([{"title": if done { p["title"].clone() } else { json!("") }, "tags": "",
+                "prompt": if done { p["text"].clone() } else { json!("") }, "state": state}])
+    } else if action == "LYRICS" {
         let done = phase == Phase::Succeeded;
         let status = match phase {
             Phase::Succeeded => "complete",
@@ -175,7 +185,7 @@ pub(crate) fn render(task: &Task, base: &str) -> Value {
     };
     json!({
         "task_id": task.id, "notify_hook": p["notify_hook"], "action": action,
-        "status": task_status(phase),
+        "status": sim.word(phase, task_status(phase)),
         "fail_reason": if phase == Phase::Failed { task.failure.clone().unwrap_or_default() } else { String::new() },
         "submit_time": task.submitted_ms / 1000, "start_time": task.start_ms() / 1000,
         "finish_time": task.finish_ms() / 1000, "progress": format!("{}%", phase.progress()),
@@ -194,7 +204,7 @@ pub(crate) async fn fetch(
     Path(id): Path<String>,
 ) -> Response {
     match suno_task(&sim, &id) {
-        Some(task) => success(render(&task, &base_url(&headers, &sim))),
+        Some(task) => success(render(&sim, &task, &base_url(&headers, &sim))),
         None => error(StatusCode::NOT_FOUND, "task_not_exist", "task_not_exist"),
     }
 }
@@ -218,7 +228,7 @@ pub(crate) async fn fetch_batch(
         .iter()
         .filter_map(Value::as_str)
         .filter_map(|id| suno_task(&sim, id))
-        .map(|task| render(&task, &base))
+        .map(|task| render(&sim, &task, &base))
         .collect();
     Ok(success(json!(tasks)))
 }

@@ -147,7 +147,7 @@ pub(crate) async fn udio_fetch(
     Path(id): Path<String>,
 ) -> Response {
     match suno_task(&sim, &id).filter(|t| t.params["route"] == "/udio/submit/music") {
-        Some(task) => success(render(&task, &base_url(&headers, &sim))),
+        Some(task) => success(render(&sim, &task, &base_url(&headers, &sim))),
         None => error(StatusCode::NOT_FOUND, "task_not_exist", "task_not_exist"),
     }
 }

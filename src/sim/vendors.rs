@@ -77,6 +77,7 @@ pub(crate) async fn runway_fetch(
         Phase::Running(_) => "RUNNING",
         _ => "PENDING",
     };
+    let status = sim.word(phase, status);
     let mut answer = json!({"id": id, "status": status, "progress": f64::from(phase.progress()) / 100.0});
     if phase == Phase::Succeeded {
         let file = task.params["file"].as_str().unwrap_or("video.mp4");
@@ -84,6 +85,20 @@ pub(crate) async fn runway_fetch(
     }
     if phase == Phase::Failed {
         answer["failure"] = json!(task.failure.clone().unwrap_or_default());
+    }
+    if sim.config.faults.alt_shapes {
+        // CometAPI's own live check: the task wrapped like its reverse-format routes.
+        let outer = match phase {
+            Phase::Succeeded => "SUCCESS",
+            Phase::Failed => "FAILURE",
+            Phase::Running(_) => "IN_PROGRESS",
+            _ => "QUEUED",
+        };
+        answer = json!({"code": "success", "message": "", "data": {
+            "task_id": id, "action": "IMAGE_TO_VIDEO", "status": sim.word(phase, outer),
+            "progress": format!("{}%", phase.progress()),
+            "fail_reason": task.failure.clone().filter(|_| phase == Phase::Failed).unwrap_or_default(),
+            "data": answer}});
     }
     Ok(json_response(StatusCode::OK, answer))
 }
@@ -114,6 +129,7 @@ pub(crate) async fn luma_fetch(
         Phase::Running(_) => "dreaming",
         _ => "queued",
     };
+    let state = sim.word(phase, state);
     let mut answer = json!({"id": id, "state": state, "failure_reason": task.failure});
     if phase == Phase::Succeeded {
         let url = file_url(&base_url(&headers, &sim), &id, "video.mp4");
@@ -157,6 +173,7 @@ pub(crate) async fn replicate_fetch(
         Phase::Running(_) => "processing",
         _ => "starting",
     };
+    let status = sim.word(phase, status);
     let file = task.params["file"].as_str().unwrap_or("image.png");
     let output = (phase == Phase::Succeeded).then(|| json!([file_url(&base_url(&headers, &sim), &id, file)]));
     Ok(json_response(
@@ -173,6 +190,9 @@ pub(crate) async fn minimax_submit(State(sim): State<Arc<Sim>>, bytes: Bytes) ->
         return Err(bad("prompt is required"));
     }
     let id = new_task(&sim, "minimax", "/v1/video_generation", prompt, "video.mp4");
+    if sim.config.faults.alt_shapes {
+        return Ok(json_response(StatusCode::OK, json!({"code": "success", "message": "", "data": id})));
+    }
     Ok(json_response(
         StatusCode::OK,
         json!({"task_id": id, "base_resp": {"status_code": 0, "status_msg": "success"}}),
@@ -182,6 +202,7 @@ pub(crate) async fn minimax_submit(State(sim): State<Arc<Sim>>, bytes: Bytes) ->
 /// `GET /v1/query/video_generation?task_id=`: `file_id` once `Success`.
 pub(crate) async fn minimax_query(
     State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, Response> {
     let id = q.get("task_id").cloned().unwrap_or_default();
@@ -195,12 +216,38 @@ pub(crate) async fn minimax_query(
         Phase::Queued => "Queueing",
         _ => "Preparing",
     };
+    let status = sim.word(phase, status);
+    if sim.config.faults.alt_shapes {
+        return Ok(json_response(StatusCode::OK, minimax_wrapped(&sim, &headers, &task, status)));
+    }
     let file_id = if phase == Phase::Succeeded { format!("file-{id}") } else { String::new() };
     Ok(json_response(
         StatusCode::OK,
         json!({"task_id": id, "status": status, "file_id": file_id,
                "base_resp": {"status_code": 0, "status_msg": task.failure.clone().unwrap_or_else(|| "success".into())}}),
     ))
+}
+
+/// The peers' wrapped query answer [F]: `data.status` SUCCESS/FAILURE, the vendor's answer
+/// inside with the file's URL at `data.data.file.download_url` (no files/retrieve needed).
+fn minimax_wrapped(sim: &Sim, headers: &HeaderMap, task: &Task, vendor_status: &str) -> Value {
+    let phase = task.phase();
+    let outer = match phase {
+        Phase::Succeeded => "SUCCESS",
+        Phase::Failed => "FAILURE",
+        Phase::Running(_) => "IN_PROGRESS",
+        _ => "QUEUED",
+    };
+    let failure = task.failure.clone().filter(|_| phase == Phase::Failed).unwrap_or_default();
+    let mut inner = json!({"task_id": task.id, "status": vendor_status,
+                           "base_resp": {"status_code": 0, "status_msg": "success"}});
+    if phase == Phase::Succeeded {
+        let url = file_url(&base_url(headers, sim), &task.id, "video.mp4");
+        inner["file"] = json!({"file_id": format!("file-{}", task.id), "download_url": url});
+    }
+    json!({"code": "success", "message": "", "data": {
+        "task_id": task.id, "action": "VIDEO", "status": sim.word(phase, outer),
+        "progress": format!("{}%", phase.progress()), "fail_reason": failure, "data": inner}})
 }
 
 /// `GET /v1/files/retrieve?file_id=`: the download URL.

@@ -70,10 +70,10 @@ pub(crate) async fn submit(State(sim): State<Arc<Sim>>, request: Request) -> Res
     });
     let task =
         sim.task(&id).ok_or_else(|| comet_error(StatusCode::INTERNAL_SERVER_ERROR, "", "task vanished"))?;
-    Ok(json_response(StatusCode::OK, render(&task, "")))
+    Ok(json_response(StatusCode::OK, render(&sim, &task, "")))
 }
 
-fn render(task: &Task, base: &str) -> Value {
+fn render(sim: &Sim, task: &Task, base: &str) -> Value {
     let phase = task.phase();
     let p = &task.params;
     let status = match phase {
@@ -82,6 +82,7 @@ fn render(task: &Task, base: &str) -> Value {
         Phase::Succeeded => "completed",
         Phase::Failed => "failed",
     };
+    let status = sim.word(phase, status);
     let mut video = json!({
         "id": task.id, "task_id": task.id, "object": "video", "model": p["model"], "status": status,
         "progress": phase.progress(), "created_at": task.submitted_ms / 1000,
@@ -89,9 +90,12 @@ fn render(task: &Task, base: &str) -> Value {
     });
     match phase {
         Phase::Succeeded => {
-            let url = file_url(base, &task.id, "video.mp4");
-            video["video_url"] = json!(url);
-            video["url"] = json!(url);
+            // Sora's own shape names no URL: the file is `GET /v1/videos/{id}/content`.
+            if !sim.config.faults.alt_shapes {
+                let url = file_url(base, &task.id, "video.mp4");
+                video["video_url"] = json!(url);
+                video["url"] = json!(url);
+            }
             video["completed_at"] = json!(task.finish_ms() / 1000);
             video["expires_at"] = json!(task.finish_ms() / 1000 + 3 * 24 * 3600);
         }
@@ -117,7 +121,7 @@ pub(crate) async fn fetch(
     Path(id): Path<String>,
 ) -> Result<Response, Response> {
     let task = video_task(&sim, &id)?;
-    Ok(json_response(StatusCode::OK, render(&task, &base_url(&headers, &sim))))
+    Ok(json_response(StatusCode::OK, render(&sim, &task, &base_url(&headers, &sim))))
 }
 
 /// `GET /v1/videos/{id}/content`: the mp4 once completed (Sora-style download).

@@ -62,6 +62,24 @@ impl RunJournal {
 }
 
 impl TaskJournal for RunJournal {
+    fn submit_intent(&self, step: &str, item: Option<usize>, family: &str) {
+        let result = self.db.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO submits (run_id, step, item, family, sent_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![self.run_id, step, item_col(item), family, Timestamp::now().to_string()],
+            )
+            .map(drop)
+        });
+        self.warn("a submit about to be sent", result);
+    }
+
+    fn submit_settled(&self, step: &str, item: Option<usize>) {
+        self.warn(
+            "a settled submit",
+            super::resume::clear_intent(&self.db, &self.run_id, step, item_col(item)),
+        );
+    }
+
     fn task_submitted(&self, step: &str, item: Option<usize>, family: &str, task_id: &str) {
         let result = self.db.with(|c| {
             c.execute(
@@ -71,6 +89,9 @@ impl TaskJournal for RunJournal {
             )
             .map(drop)
         });
+        // The id is on record, so the submit's fate is known.
+        let result =
+            result.and_then(|()| super::resume::clear_intent(&self.db, &self.run_id, step, item_col(item)));
         if result.is_err() {
             // Losing this id means a resume would pay again: say which task it was.
             eprintln!("warning: {family} task `{task_id}` of step `{step}` is not recorded; a resume would submit it again");

@@ -74,6 +74,19 @@ const MIGRATIONS: &[&str] = &[
         created_at TEXT NOT NULL
     );
     "#,
+    // 2: submits sent whose answer (a task id, or a refusal) is not yet recorded. A row left
+    // behind by a crash is a task that may exist and be charged: resume does not resend it
+    // unless told to (`--resubmit-unknown`).
+    r#"
+    CREATE TABLE submits (
+        run_id  TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        step    TEXT NOT NULL,
+        item    INTEGER NOT NULL,
+        family  TEXT NOT NULL,
+        sent_at TEXT NOT NULL,
+        PRIMARY KEY (run_id, step, item)
+    );
+    "#,
 ];
 
 pub(crate) enum MigrateError {

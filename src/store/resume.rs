@@ -1,5 +1,7 @@
 //! What an interrupted run already did, read back for `--resume`: succeeded steps and
-//! `for_each` items with their outputs, and provider tasks not reported failed by the provider (polled again, never resubmitted).
+//! `for_each` items with their outputs, provider tasks not reported failed by the provider
+//! (polled again, never resubmitted), and submits sent whose answer was never recorded
+//! (not sent again unless `--resubmit-unknown`).
 //!
 //! It owns turning rows into the engine's [`Prior`]; it must not decide which run to resume
 //! (the runner does) nor how the engine uses it.
@@ -66,7 +68,48 @@ pub fn prior(db: &Arc<Db>, id: &str) -> Result<Prior, StoreError> {
     for (step, item, task_id) in tasks {
         prior.tasks.insert((step, item_of(item)), task_id);
     }
+    for u in unknown_submits(db, id)? {
+        prior.unknown.insert((u.step, u.item), u.sent_at);
+    }
     Ok(prior)
+}
+
+/// A submit that was sent and never answered on record: its task may exist and be charged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownSubmit {
+    pub step: String,
+    pub item: Option<usize>,
+    pub family: String,
+    pub sent_at: String,
+}
+
+/// Run `id`'s submits whose fate is unknown, oldest first.
+pub fn unknown_submits(db: &Arc<Db>, id: &str) -> Result<Vec<UnknownSubmit>, StoreError> {
+    db.with(|c| {
+        let mut stmt = c.prepare(
+            "SELECT step, item, family, sent_at FROM submits WHERE run_id = ?1 ORDER BY sent_at, step, item",
+        )?;
+        let rows = stmt.query_map(params![id], |r| {
+            Ok(UnknownSubmit {
+                step: r.get(0)?,
+                item: item_of(r.get(1)?),
+                family: r.get(2)?,
+                sent_at: r.get(3)?,
+            })
+        })?;
+        rows.collect()
+    })
+}
+
+/// Forgets the submit intent of one execution: its answer was recorded or refused.
+pub(crate) fn clear_intent(db: &Arc<Db>, run_id: &str, step: &str, item: i64) -> Result<(), StoreError> {
+    db.with(|c| {
+        c.execute(
+            "DELETE FROM submits WHERE run_id = ?1 AND step = ?2 AND item = ?3",
+            params![run_id, step, item],
+        )
+        .map(drop)
+    })
 }
 
 /// The run `--resume SPEC` names: a run id, or `last` (this pipeline's latest run). Refuses

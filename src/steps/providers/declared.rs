@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value as Json};
 
 use super::entry_of;
 use crate::api::Api;
-use crate::api::{download, task};
+use crate::api::{download, retry::Call, task};
 use crate::catalog::{self, OutputDecl};
 use crate::contract::{KindSpec, StepCtx, StepError};
 
@@ -31,7 +31,7 @@ pub(super) async fn run(
     let done = task::run_with(api, ctx, &entry.task, &path, &payload).await?;
     let mut out = Map::new();
     for decl in &entry.outputs {
-        output(api, ctx, &spec.name, decl, &done.result, &mut out).await?;
+        output(api, ctx, &spec.name, decl, &done, &mut out).await?;
     }
     if entry.task.fetch.is_some() {
         out.insert("task_id".into(), json!(done.task_id));
@@ -45,10 +45,18 @@ async fn output(
     ctx: &StepCtx,
     kind: &str,
     decl: &OutputDecl,
-    result: &Json,
+    done: &task::Finished,
     out: &mut Map<String, Json>,
 ) -> Result<(), StepError> {
-    let found = catalog::pick_all(result, &decl.path);
+    let found = catalog::pick_all(&done.result, &decl.path);
+    if let (true, Some(path), Some(stem)) = (found.is_empty(), &decl.content, &decl.file) {
+        if !done.task_id.is_empty() {
+            let file = content(api, ctx, &path.replace("{id}", &done.task_id), stem).await?;
+            out.insert(decl.name.clone(), json!(file));
+            out.insert(decl.url_name(), Json::Null);
+            return Ok(());
+        }
+    }
     if found.is_empty() && !decl.optional {
         return Err(StepError::fatal(format!(
             "`{kind}` finished without `{}` (looked at `{}`); run the step again, and report it if it persists",
@@ -83,6 +91,26 @@ async fn output(
     out.insert(decl.name.clone(), paths);
     out.insert(decl.url_name(), urls);
     Ok(())
+}
+
+/// A file the API serves itself (`GET /v1/videos/{id}/content`), read with the key: the
+/// path is always on the configured host, never a URL the answer named.
+async fn content(api: &Api, ctx: &StepCtx, path: &str, stem: &str) -> Result<String, StepError> {
+    if !path.starts_with('/') || path.starts_with("//") {
+        return Err(StepError::fatal(format!(
+            "`{path}` is not a path on the API's host; this is a cometflow bug"
+        )));
+    }
+    let key = api.key()?;
+    let http = api.http()?;
+    let url = api.url(path);
+    let what = format!("`GET {}`", crate::api::path_of(&url));
+    let reply = api.send(Call::Read, &what, || http.get(&url).bearer_auth(key.expose())).await?;
+    let content_type =
+        reply.headers.get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let ext = download::extension("", content_type).replace("bin", "mp4");
+    let path = super::media::write_file(ctx.dir()?, &format!("{stem}.{ext}"), &reply.body)?;
+    Ok(path.display().to_string())
 }
 
 /// A URL downloaded, a data URI or bare base64 decoded; the local path.

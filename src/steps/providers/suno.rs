@@ -7,7 +7,7 @@
 
 use serde_json::{json, Map, Value as Json};
 
-use super::{at, number, required_str, task_of, url_outputs};
+use super::{at, entry_of, number, required_str, task_of, url_outputs};
 use crate::api::task;
 use crate::api::Api;
 use crate::contract::{KindSpec, StepCtx, StepError};
@@ -20,14 +20,21 @@ pub(super) async fn lyrics(
 ) -> Result<Json, StepError> {
     required_str(spec, &body, "prompt")?;
     let done = task::run(api, ctx, task_of(spec)?, &Json::Object(body)).await?;
-    // [I] the lyrics result is `data.data` as an object; some gateways wrap it in a list.
-    let result = match at(&done.result, "data.data") {
-        Json::Array(list) => list.into_iter().next().unwrap_or(Json::Null),
-        other => other,
+    // Where the text and title are is catalog data: every shape the gateway gives is listed.
+    let read = |name: &str| {
+        let entry = entry_of(spec).ok()?;
+        let decl = entry.outputs.iter().find(|o| o.name == name)?;
+        crate::catalog::pick(&done.result, &decl.path).cloned()
     };
+    let text = read("text").filter(|t| t.as_str().is_some_and(|s| !s.trim().is_empty())).ok_or_else(|| {
+        StepError::fatal(format!(
+            "suno lyrics task {} finished without any lyrics text; run the step again, perhaps with another prompt",
+            done.task_id
+        ))
+    })?;
     Ok(json!({
-        "text": at(&result, "text|lyrics"),
-        "title": at(&result, "title"),
+        "text": text,
+        "title": read("title").unwrap_or(Json::Null),
         "task_id": done.task_id,
     }))
 }
