@@ -2,6 +2,7 @@
 //! variables, never as shell code (see `script`). Output lines stream to the log; lines
 //! appended to `$COMETFLOW_OUTPUT` as `key=value` become outputs.
 
+mod direct;
 mod script;
 
 use std::path::Path;
@@ -90,37 +91,34 @@ impl StepKind for Shell {
 async fn run(ctx: &StepCtx, with: Json) -> Result<Json, StepError> {
     let script = with.get("run").and_then(Json::as_str).unwrap_or_default();
     let dir = ctx.dir()?;
+    // Not created beforehand: a script that appends to it creates it, and one that does
+    // not costs no file.
     let output_file = dir.join("cometflow_output");
-    std::fs::write(&output_file, b"")
-        .map_err(|e| StepError::fatal(format!("cannot create `{}`: {e}", output_file.display())))?;
     let cwd = match with.get("cwd").and_then(Json::as_str) {
         Some(c) => ctx.resolve(c),
         None => ctx.pipeline_dir.to_path_buf(),
     };
+    let setup = Setup { ctx, with: &with, dir, output_file: &output_file, cwd: &cwd };
 
-    let (program, args) = shell_command();
-    let mut cmd = Command::new(program);
-    cmd.args(args).arg(script).current_dir(&cwd);
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    // The API key is for cometflow's own calls: a script that prints its environment must not leak it.
-    cmd.env_remove("COMETAPI_KEY");
-    cmd.env("COMETFLOW_OUTPUT", &output_file)
-        .env("COMETFLOW_STEP_DIR", dir)
-        .env("COMETFLOW_RUN_DIR", &*ctx.run_dir)
-        .env("COMETFLOW_RUN_ID", &*ctx.run_id);
-    for (key, value) in with.get(VARS).and_then(Json::as_object).into_iter().flatten() {
-        cmd.env(key, env_text(value));
-    }
-    for (key, value) in with.get("env").and_then(Json::as_object).into_iter().flatten() {
-        cmd.env(key, env_text(value));
-    }
-    // Its own process group, so cancelling kills the script's children too.
-    cmd.process_group(0);
-    cmd.kill_on_drop(true);
-
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| StepError::fatal(format!("cannot start `{program}` in `{}`: {e}", cwd.display())))?;
+    let direct = direct::plain_command(script).and_then(|argv| {
+        let mut cmd = setup.command(argv[0], &argv[1..]);
+        // The shell would have set it to the folder it runs in.
+        cmd.env("PWD", &cwd);
+        // A program that is missing or cannot run goes to the shell below, which says so
+        // in its own words (exit 127 or 126), as it always has.
+        cmd.spawn().ok()
+    });
+    let mut child = match direct {
+        Some(child) => child,
+        None => {
+            let (program, args) = shell_command();
+            let mut cmd = setup.command(program, args);
+            cmd.arg(script);
+            cmd.spawn().map_err(|e| {
+                StepError::fatal(format!("cannot start `{program}` in `{}`: {e}", cwd.display()))
+            })?
+        }
+    };
     let _group = child.id().map(GroupGuard);
     let stdout = child.stdout.take().map(|s| capture(ctx, Stream::Stdout, s));
     let stderr = child.stderr.take().map(|s| capture(ctx, Stream::Stderr, s));
@@ -143,9 +141,11 @@ async fn run(ctx: &StepCtx, with: Json) -> Result<Json, StepError> {
     outputs.insert("stdout".into(), Json::String(out));
     outputs.insert("stderr".into(), Json::String(err.clone()));
     outputs.insert("exit_code".into(), status.code().map_or(Json::Null, Json::from));
-    let extra = std::fs::read_to_string(&output_file).unwrap_or_default();
-    for (k, v) in parse_outputs(&extra) {
-        outputs.insert(k, Json::String(v));
+    // Absent when the script wrote no outputs.
+    if let Ok(extra) = std::fs::read_to_string(&output_file) {
+        for (k, v) in parse_outputs(&extra) {
+            outputs.insert(k, Json::String(v));
+        }
     }
     let outputs = Json::Object(outputs);
     if status.success() {
@@ -158,6 +158,40 @@ async fn run(ctx: &StepCtx, with: Json) -> Result<Json, StepError> {
         retryable: true,
         outputs: Some(outputs),
     })
+}
+
+/// What every way of starting the step's command shares.
+struct Setup<'a> {
+    ctx: &'a StepCtx,
+    with: &'a Json,
+    dir: &'a Path,
+    output_file: &'a Path,
+    cwd: &'a Path,
+}
+
+impl Setup<'_> {
+    /// `program args...` in the step's folder and environment, in its own process group.
+    fn command(&self, program: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.args(args).current_dir(self.cwd);
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        // The API key is for cometflow's own calls: a script that prints its environment must not leak it.
+        cmd.env_remove("COMETAPI_KEY");
+        cmd.env("COMETFLOW_OUTPUT", self.output_file)
+            .env("COMETFLOW_STEP_DIR", self.dir)
+            .env("COMETFLOW_RUN_DIR", &*self.ctx.run_dir)
+            .env("COMETFLOW_RUN_ID", &*self.ctx.run_id);
+        for (key, value) in self.with.get(VARS).and_then(Json::as_object).into_iter().flatten() {
+            cmd.env(key, env_text(value));
+        }
+        for (key, value) in self.with.get("env").and_then(Json::as_object).into_iter().flatten() {
+            cmd.env(key, env_text(value));
+        }
+        // Its own process group, so cancelling kills the script's children too.
+        cmd.process_group(0);
+        cmd.kill_on_drop(true);
+        cmd
+    }
 }
 
 async fn opt(f: Option<impl std::future::Future<Output = String>>) -> String {
