@@ -356,3 +356,31 @@ impl Journal for RunJournal {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::events::Status;
+
+    fn count(db: &Db, table: &str) -> i64 {
+        db.with(|c| c.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))).unwrap()
+    }
+
+    #[test]
+    fn a_task_id_is_on_record_at_once_results_after_a_flush_and_the_rest_on_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        super::super::runs::begin(&db, "r", "p", "/p.yaml", &Default::default(), "/d").unwrap();
+        let journal = RunJournal::new(db.clone(), "r".into());
+        journal.task_submitted("a", None, "kling", "T1");
+        assert_eq!(count(&db, "tasks"), 1);
+        let record = StepRecord::not_run("value", Vec::new(), Status::Succeeded, None);
+        journal.attempt_finished("b", None, 1, None);
+        journal.step_finished("b", &record);
+        journal.flush(false);
+        assert_eq!(count(&db, "steps"), 1);
+        journal.unit_finished("c", Some(0), &record);
+        journal.close();
+        assert_eq!((count(&db, "steps"), count(&db, "attempts")), (2, 1));
+    }
+}
