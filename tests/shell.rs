@@ -118,3 +118,19 @@ steps:
     assert_eq!(out["steps"]["missing"]["outputs"]["exit_code"], 127);
     assert!(out["steps"]["missing"]["error"].as_str().unwrap().contains("not found"), "{out}");
 }
+
+#[test]
+fn a_retried_step_keeps_only_the_outputs_of_its_last_attempt() {
+    let yaml = r#"name: retry
+steps:
+  flaky:
+    retry: { attempts: 2, backoff: 10ms }
+    run: |
+      if [ ! -e tried ]; then touch tried; echo "stale=1" >> "$COMETFLOW_OUTPUT"; exit 1; fi
+      echo "fresh=1" >> "$COMETFLOW_OUTPUT"
+"#;
+    let out = Test::new().pipeline(yaml).args(&["run", "pipeline.yaml", "--json"]).expect(0).json();
+    let outputs = &out["steps"]["flaky"]["outputs"];
+    assert_eq!(outputs["fresh"], "1");
+    assert!(outputs.get("stale").is_none(), "{outputs}");
+}

@@ -92,8 +92,15 @@ async fn run(ctx: &StepCtx, with: Json) -> Result<Json, StepError> {
     let script = with.get("run").and_then(Json::as_str).unwrap_or_default();
     let dir = ctx.dir()?;
     // Not created beforehand: a script that appends to it creates it, and one that does
-    // not costs no file.
+    // not costs no file. One left by an earlier attempt (a retry, a resumed run) must not
+    // lend this one its lines.
     let output_file = dir.join("cometflow_output");
+    match std::fs::remove_file(&output_file) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(StepError::fatal(format!("cannot clear `{}`: {e}", output_file.display())));
+        }
+        _ => {}
+    }
     let cwd = match with.get("cwd").and_then(Json::as_str) {
         Some(c) => ctx.resolve(c),
         None => ctx.pipeline_dir.to_path_buf(),
