@@ -5,14 +5,14 @@
 mod direct;
 mod script;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
 
 use futures::future::BoxFuture;
 use serde_json::{Map, Value as Json};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 
 use super::{FieldSpec, FieldType, KindSpec, Problem, StepCtx, StepError, StepKind};
 use crate::engine::events::Stream;
@@ -90,42 +90,30 @@ impl StepKind for Shell {
 
 async fn run(ctx: &StepCtx, with: Json) -> Result<Json, StepError> {
     let script = with.get("run").and_then(Json::as_str).unwrap_or_default();
-    let dir = ctx.dir()?;
-    // Not created beforehand: a script that appends to it creates it, and one that does
-    // not costs no file. One left by an earlier attempt (a retry, a resumed run) must not
-    // lend this one its lines.
+    let dir = ctx.step_dir.as_path();
     let output_file = dir.join("cometflow_output");
-    match std::fs::remove_file(&output_file) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(StepError::fatal(format!("cannot clear `{}`: {e}", output_file.display())));
-        }
-        _ => {}
-    }
     let cwd = match with.get("cwd").and_then(Json::as_str) {
         Some(c) => ctx.resolve(c),
         None => ctx.pipeline_dir.to_path_buf(),
     };
     let setup = Setup { ctx, with: &with, dir, output_file: &output_file, cwd: &cwd };
-
-    let direct = direct::plain_command(script).and_then(|argv| {
+    let direct = direct::plain_command(script).map(|argv| {
         let mut cmd = setup.command(argv[0], &argv[1..]);
         // The shell would have set it to the folder it runs in.
         cmd.env("PWD", &cwd);
-        // A program that is missing or cannot run goes to the shell below, which says so
-        // in its own words (exit 127 or 126), as it always has.
-        cmd.spawn().ok()
+        cmd
     });
-    let mut child = match direct {
-        Some(child) => child,
-        None => {
-            let (program, args) = shell_command();
-            let mut cmd = setup.command(program, args);
-            cmd.arg(script);
-            cmd.spawn().map_err(|e| {
-                StepError::fatal(format!("cannot start `{program}` in `{}`: {e}", cwd.display()))
-            })?
-        }
-    };
+    let (program, args) = shell_command();
+    let mut shell = setup.command(program, args);
+    shell.arg(script);
+    let start =
+        Start { dir: dir.to_path_buf(), output_file: output_file.clone(), direct, shell, program, cwd };
+    // Making the folder and starting the process block the calling thread (the parent
+    // waits until the child has started the program): on the blocking pool, steps start
+    // side by side instead of one after another on the walker's thread.
+    let mut child = tokio::task::spawn_blocking(move || start.spawn())
+        .await
+        .map_err(|e| StepError::fatal(format!("starting the command failed: {e}")))??;
     let _group = child.id().map(GroupGuard);
     let stdout = child.stdout.take().map(|s| capture(ctx, Stream::Stdout, s));
     let stderr = child.stderr.take().map(|s| capture(ctx, Stream::Stderr, s));
@@ -165,6 +153,43 @@ async fn run(ctx: &StepCtx, with: Json) -> Result<Json, StepError> {
         retryable: true,
         outputs: Some(outputs),
     })
+}
+
+/// A step's command, ready to start.
+struct Start {
+    dir: PathBuf,
+    output_file: PathBuf,
+    /// The command without a shell, when the script is one plain command.
+    direct: Option<Command>,
+    shell: Command,
+    program: &'static str,
+    cwd: PathBuf,
+}
+
+impl Start {
+    fn spawn(self) -> Result<Child, StepError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| {
+            StepError::fatal(format!("cannot create the step folder `{}`: {e}", self.dir.display()))
+        })?;
+        // Not created beforehand: a script that appends to it creates it, and one that
+        // does not costs no file. One left by an earlier attempt (a retry, a resumed run)
+        // must not lend this one its lines.
+        match std::fs::remove_file(&self.output_file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(StepError::fatal(format!("cannot clear `{}`: {e}", self.output_file.display())));
+            }
+            _ => {}
+        }
+        // A program that is missing or cannot run goes to the shell, which says so in its
+        // own words (exit 127 or 126), as it always has.
+        if let Some(child) = self.direct.and_then(|mut cmd| cmd.spawn().ok()) {
+            return Ok(child);
+        }
+        let (mut shell, program, cwd) = (self.shell, self.program, self.cwd);
+        shell
+            .spawn()
+            .map_err(|e| StepError::fatal(format!("cannot start `{program}` in `{}`: {e}", cwd.display())))
+    }
 }
 
 /// What every way of starting the step's command shares.
