@@ -75,10 +75,11 @@ pub async fn launch(l: Launch) -> Result<RunRecord, Failure> {
             let _ = tx.send(Event::Interrupting);
         })
     };
+    let journal = Arc::new(crate::store::RunJournal::new(db.clone(), run_id.clone()));
     let options = RunOptions {
         env: template_env(&pipeline.env),
         concurrency,
-        journal: Arc::new(crate::store::RunJournal { db: db.clone(), run_id: run_id.clone() }),
+        journal: journal.clone(),
         cache: Some(Arc::new(crate::store::StoreCache {
             db: db.clone(),
             run_id: run_id.clone(),
@@ -90,6 +91,8 @@ pub async fn launch(l: Launch) -> Result<RunRecord, Failure> {
         ..RunOptions::new(run_id, run_dir.clone(), l.inputs, l.cancel)
     };
     let record = crate::engine::execute(l.plan, options, tx).await;
+    // Every row is written before the run is marked finished.
+    journal.close();
     if let Err(e) = crate::store::runs::finish(&db, &record) {
         eprintln!("warning: cannot record the end of run `{}`: {e}", record.run_id);
     }

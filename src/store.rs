@@ -37,7 +37,9 @@ pub fn state_dir() -> PathBuf {
 
 /// A new run id: sortable by time, unique enough to never collide in one state dir.
 pub fn new_run_id() -> String {
-    let now = jiff::Zoned::now().with_time_zone(jiff::tz::TimeZone::UTC);
+    // A timestamp formats in UTC; `Zoned::now()` would first load the system time zone,
+    // walking the whole zoneinfo folder on every start.
+    let now = jiff::Timestamp::now();
     format!("{}-{:04x}", now.strftime("%Y%m%d-%H%M%S"), fastrand::u16(..))
 }
 

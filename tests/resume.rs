@@ -120,3 +120,29 @@ fn a_succeeded_run_or_an_unknown_id_cannot_be_resumed() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("there is no run `nope`"), "{}", out.stderr);
 }
+
+/// ```text
+/// first ──► crash (SIGKILLs the cometflow running it, the first time)
+/// ```
+/// `first` notes each time it runs. Its result is on record before `crash`, which reads
+/// it, starts; so the resumed run keeps it and does not run `first` again.
+#[test]
+fn a_result_is_on_record_before_the_step_reading_it_starts() {
+    let yaml = r#"
+name: barrier
+steps:
+  first:
+    run: echo ran >> ran.txt && echo "n=1" >> "$COMETFLOW_OUTPUT"
+  crash:
+    run: |
+      if [ ! -e crashed ]; then touch crashed; kill -9 $PPID; exit 1; fi
+      echo "{{ steps.first.outputs.n }}"
+"#;
+    let t = crate::harness::Test::new().pipeline(yaml);
+    let killed = t.then(&["run", "pipeline.yaml"]);
+    assert_eq!(killed.code, -1, "cometflow was to be killed: {}", killed.stderr);
+    let out = t.then(&["run", "pipeline.yaml", "--resume", "last", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.json()["steps"]["crash"]["outputs"]["stdout"], "1");
+    assert_eq!(std::fs::read_to_string(t.path().join("ran.txt")).unwrap(), "ran\n", "`first` ran again");
+}

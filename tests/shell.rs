@@ -98,3 +98,39 @@ fn stdout_and_stderr_stream_to_the_log() {
     assert!(out.stderr.contains("talk │ to-out"), "{}", out.stderr);
     assert!(out.stderr.contains("talk │ to-err"), "{}", out.stderr);
 }
+
+#[test]
+fn a_plain_command_runs_without_a_shell_and_a_missing_one_fails_as_in_the_shell() {
+    let yaml = r#"name: plain
+steps:
+  here:
+    uses: shell
+    with: { run: printenv PWD COMETFLOW_STEP_DIR, cwd: sub }
+  missing: { run: no-such-program-for-cometflow --flag, continue_on_error: true }
+"#;
+    let t = Test::new().file("sub/keep", "").pipeline(yaml).args(&["run", "pipeline.yaml", "--json"]);
+    let out = t.expect(0).json();
+    let printed = out["steps"]["here"]["outputs"]["stdout"].as_str().unwrap().to_owned();
+    let mut lines = printed.lines();
+    // The folder it runs in, as the shell would have said, and its own existing folder.
+    assert!(lines.next().unwrap().ends_with("/sub"), "{printed}");
+    assert!(std::path::Path::new(lines.next().unwrap()).is_dir(), "{printed}");
+    assert_eq!(out["steps"]["missing"]["outputs"]["exit_code"], 127);
+    assert!(out["steps"]["missing"]["error"].as_str().unwrap().contains("not found"), "{out}");
+}
+
+#[test]
+fn a_retried_step_keeps_only_the_outputs_of_its_last_attempt() {
+    let yaml = r#"name: retry
+steps:
+  flaky:
+    retry: { attempts: 2, backoff: 10ms }
+    run: |
+      if [ ! -e tried ]; then touch tried; echo "stale=1" >> "$COMETFLOW_OUTPUT"; exit 1; fi
+      echo "fresh=1" >> "$COMETFLOW_OUTPUT"
+"#;
+    let out = Test::new().pipeline(yaml).args(&["run", "pipeline.yaml", "--json"]).expect(0).json();
+    let outputs = &out["steps"]["flaky"]["outputs"];
+    assert_eq!(outputs["fresh"], "1");
+    assert!(outputs.get("stale").is_none(), "{outputs}");
+}

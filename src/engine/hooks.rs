@@ -14,9 +14,10 @@ use serde_json::Value as Json;
 use super::record::StepRecord;
 use crate::contract::TaskJournal;
 
-/// Durable writes, made synchronously so that a crash right after the call still leaves
-/// the fact on disk. Failures are the journal's to report; the run goes on. The task
-/// facts a kind records itself are the contract's [`TaskJournal`].
+/// Durable writes. A submitted task is on disk when `task_submitted` returns (the task
+/// facts a kind records itself are the contract's [`TaskJournal`]); other facts are
+/// durable once [`Journal::flush`] returns, which the engine calls before anything depends
+/// on them. Failures are the journal's to report; the run goes on.
 pub trait Journal: TaskJournal {
     /// One attempt ended; `error` is `None` when it succeeded.
     fn attempt_finished(&self, step: &str, item: Option<usize>, attempt: u32, error: Option<&str>);
@@ -24,6 +25,12 @@ pub trait Journal: TaskJournal {
     fn unit_finished(&self, step: &str, item: Option<usize>, record: &StepRecord);
     /// A whole step ended (its `for_each` items gathered).
     fn step_finished(&self, step: &str, record: &StepRecord);
+    /// Makes everything written so far durable before returning: committed, and with
+    /// `sync` on disk too (surviving a power cut). A journal may gather free results and
+    /// write them in groups; the engine calls this before starting a step (so what it
+    /// reads is on record first) and after a paid execution. Writing through, as
+    /// [`NoJournal`] does, needs nothing here.
+    fn flush(&self, _sync: bool) {}
 }
 
 /// Remembers nothing.

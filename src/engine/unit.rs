@@ -160,6 +160,11 @@ async fn run_unit(shared: &Shared, idx: StepIdx, step: &Step, item: Option<usize
     }
     let outcome = execute_unit(shared, idx, step, item, scope).await;
     shared.journal.unit_finished(&step.id, item, &record_of(shared, step, &outcome));
+    if item.is_some() && step.kind.spec().paid && outcome.attempts > 0 {
+        // A paid result is never left waiting in memory (a whole step's is flushed when
+        // the walker records it).
+        shared.journal.flush(false);
+    }
     outcome
 }
 

@@ -37,7 +37,12 @@ pub(super) async fn walk(shared: Arc<Shared>) -> Vec<StepRecord> {
                     finish(&shared, i, record, &mut records, &mut remaining, &mut ready);
                     resolved += 1;
                 }
-                None => running.push(run_one(i)),
+                None => {
+                    // What the step reads (and everything before it) is on record first,
+                    // so a resume never repeats a step whose dependents ran.
+                    shared.journal.flush(false);
+                    running.push(run_one(i));
+                }
             }
         }
         if resolved == n {
@@ -83,7 +88,12 @@ fn finish(
         attempts: record.attempts,
         error: record.error.clone(),
     });
-    shared.journal.step_finished(&shared.plan.pipeline.steps[i].id, &record);
+    let step = &shared.plan.pipeline.steps[i];
+    shared.journal.step_finished(&step.id, &record);
+    if step.kind.spec().paid && record.attempts > 0 {
+        // A paid result is never left waiting in memory: a resume must not pay for it again.
+        shared.journal.flush(false);
+    }
     records[i] = Some(record);
     for &d in &shared.plan.dependents[i] {
         remaining[d] -= 1;

@@ -2,16 +2,17 @@
 //! variables, never as shell code (see `script`). Output lines stream to the log; lines
 //! appended to `$COMETFLOW_OUTPUT` as `key=value` become outputs.
 
+mod direct;
 mod script;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
 
 use futures::future::BoxFuture;
 use serde_json::{Map, Value as Json};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 
 use super::{Kind, Problem};
 use crate::contract::{FieldSpec, FieldType, KindSpec, StepCtx, StepError, StepKind, Stream};
@@ -92,38 +93,30 @@ impl Kind for Shell {
 
 async fn run(ctx: &StepCtx, with: Json) -> Result<Json, StepError> {
     let script = with.get("run").and_then(Json::as_str).unwrap_or_default();
-    let dir = ctx.dir()?;
+    let dir = ctx.step_dir.as_path();
     let output_file = dir.join("cometflow_output");
-    std::fs::write(&output_file, b"")
-        .map_err(|e| StepError::fatal(format!("cannot create `{}`: {e}", output_file.display())))?;
     let cwd = match with.get("cwd").and_then(Json::as_str) {
         Some(c) => ctx.resolve(c),
         None => ctx.pipeline_dir.to_path_buf(),
     };
-
+    let setup = Setup { ctx, with: &with, dir, output_file: &output_file, cwd: &cwd };
+    let direct = direct::plain_command(script).map(|argv| {
+        let mut cmd = setup.command(argv[0], &argv[1..]);
+        // The shell would have set it to the folder it runs in.
+        cmd.env("PWD", &cwd);
+        cmd
+    });
     let (program, args) = shell_command();
-    let mut cmd = Command::new(program);
-    cmd.args(args).arg(script).current_dir(&cwd);
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    // The API key is for cometflow's own calls: a script that prints its environment must not leak it.
-    cmd.env_remove("COMETAPI_KEY");
-    cmd.env("COMETFLOW_OUTPUT", &output_file)
-        .env("COMETFLOW_STEP_DIR", dir)
-        .env("COMETFLOW_RUN_DIR", &*ctx.run_dir)
-        .env("COMETFLOW_RUN_ID", &*ctx.run_id);
-    for (key, value) in with.get(VARS).and_then(Json::as_object).into_iter().flatten() {
-        cmd.env(key, env_text(value));
-    }
-    for (key, value) in with.get("env").and_then(Json::as_object).into_iter().flatten() {
-        cmd.env(key, env_text(value));
-    }
-    // Its own process group, so cancelling kills the script's children too.
-    cmd.process_group(0);
-    cmd.kill_on_drop(true);
-
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| StepError::fatal(format!("cannot start `{program}` in `{}`: {e}", cwd.display())))?;
+    let mut shell = setup.command(program, args);
+    shell.arg(script);
+    let start =
+        Start { dir: dir.to_path_buf(), output_file: output_file.clone(), direct, shell, program, cwd };
+    // Making the folder and starting the process block the calling thread (the parent
+    // waits until the child has started the program): on the blocking pool, steps start
+    // side by side instead of one after another on the walker's thread.
+    let mut child = tokio::task::spawn_blocking(move || start.spawn())
+        .await
+        .map_err(|e| StepError::fatal(format!("starting the command failed: {e}")))??;
     let _group = child.id().map(GroupGuard);
     let stdout = child.stdout.take().map(|s| capture(ctx, Stream::Stdout, s));
     let stderr = child.stderr.take().map(|s| capture(ctx, Stream::Stderr, s));
@@ -146,9 +139,11 @@ async fn run(ctx: &StepCtx, with: Json) -> Result<Json, StepError> {
     outputs.insert("stdout".into(), Json::String(out));
     outputs.insert("stderr".into(), Json::String(err.clone()));
     outputs.insert("exit_code".into(), status.code().map_or(Json::Null, Json::from));
-    let extra = std::fs::read_to_string(&output_file).unwrap_or_default();
-    for (k, v) in parse_outputs(&extra) {
-        outputs.insert(k, Json::String(v));
+    // Absent when the script wrote no outputs.
+    if let Ok(extra) = std::fs::read_to_string(&output_file) {
+        for (k, v) in parse_outputs(&extra) {
+            outputs.insert(k, Json::String(v));
+        }
     }
     let outputs = Json::Object(outputs);
     if status.success() {
@@ -157,6 +152,77 @@ async fn run(ctx: &StepCtx, with: Json) -> Result<Json, StepError> {
     let code = status.code().map_or_else(|| "a signal".to_string(), |c| format!("exit code {c}"));
     let last = err.lines().rev().find(|l| !l.trim().is_empty()).map(|l| format!(": {l}")).unwrap_or_default();
     Err(StepError::retryable(format!("the command failed with {code}{last}")).with_outputs(outputs))
+}
+
+/// A step's command, ready to start.
+struct Start {
+    dir: PathBuf,
+    output_file: PathBuf,
+    /// The command without a shell, when the script is one plain command.
+    direct: Option<Command>,
+    shell: Command,
+    program: &'static str,
+    cwd: PathBuf,
+}
+
+impl Start {
+    fn spawn(self) -> Result<Child, StepError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| {
+            StepError::fatal(format!("cannot create the step folder `{}`: {e}", self.dir.display()))
+        })?;
+        // Not created beforehand: a script that appends to it creates it, and one that
+        // does not costs no file. One left by an earlier attempt (a retry, a resumed run)
+        // must not lend this one its lines.
+        match std::fs::remove_file(&self.output_file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(StepError::fatal(format!("cannot clear `{}`: {e}", self.output_file.display())));
+            }
+            _ => {}
+        }
+        // A program that is missing or cannot run goes to the shell, which says so in its
+        // own words (exit 127 or 126), as it always has.
+        if let Some(child) = self.direct.and_then(|mut cmd| cmd.spawn().ok()) {
+            return Ok(child);
+        }
+        let (mut shell, program, cwd) = (self.shell, self.program, self.cwd);
+        shell
+            .spawn()
+            .map_err(|e| StepError::fatal(format!("cannot start `{program}` in `{}`: {e}", cwd.display())))
+    }
+}
+
+/// What every way of starting the step's command shares.
+struct Setup<'a> {
+    ctx: &'a StepCtx,
+    with: &'a Json,
+    dir: &'a Path,
+    output_file: &'a Path,
+    cwd: &'a Path,
+}
+
+impl Setup<'_> {
+    /// `program args...` in the step's folder and environment, in its own process group.
+    fn command(&self, program: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.args(args).current_dir(self.cwd);
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        // The API key is for cometflow's own calls: a script that prints its environment must not leak it.
+        cmd.env_remove("COMETAPI_KEY");
+        cmd.env("COMETFLOW_OUTPUT", self.output_file)
+            .env("COMETFLOW_STEP_DIR", self.dir)
+            .env("COMETFLOW_RUN_DIR", &*self.ctx.run_dir)
+            .env("COMETFLOW_RUN_ID", &*self.ctx.run_id);
+        for (key, value) in self.with.get(VARS).and_then(Json::as_object).into_iter().flatten() {
+            cmd.env(key, env_text(value));
+        }
+        for (key, value) in self.with.get("env").and_then(Json::as_object).into_iter().flatten() {
+            cmd.env(key, env_text(value));
+        }
+        // Its own process group, so cancelling kills the script's children too.
+        cmd.process_group(0);
+        cmd.kill_on_drop(true);
+        cmd
+    }
 }
 
 async fn opt(f: Option<impl std::future::Future<Output = String>>) -> String {

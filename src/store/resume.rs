@@ -101,17 +101,6 @@ pub fn unknown_submits(db: &Arc<Db>, id: &str) -> Result<Vec<UnknownSubmit>, Sto
     })
 }
 
-/// Forgets the submit intent of one execution: its answer was recorded or refused.
-pub(crate) fn clear_intent(db: &Arc<Db>, run_id: &str, step: &str, item: i64) -> Result<(), StoreError> {
-    db.with(|c| {
-        c.execute(
-            "DELETE FROM submits WHERE run_id = ?1 AND step = ?2 AND item = ?3",
-            params![run_id, step, item],
-        )
-        .map(drop)
-    })
-}
-
 /// The run `--resume SPEC` names: a run id, or `last` (this pipeline's latest run). Refuses
 /// a run of another pipeline, one that already succeeded, and one still running elsewhere.
 pub fn resolve(db: &Arc<Db>, spec: &str, pipeline: &str) -> Result<super::runs::RunRow, String> {
