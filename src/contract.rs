@@ -14,7 +14,7 @@ mod events;
 mod spec;
 
 pub use budget::Budget;
-pub use ctx::{PollPolicy, StepCtx, StepIdx, TaskJournal, UnknownSubmit};
+pub use ctx::{durable, Durable, PollPolicy, StepCtx, StepIdx, TaskJournal, UnknownSubmit};
 pub use error::{ErrorKind, StepError};
 pub use events::{Event, EventRx, EventSink, EventTx, Status, Stream};
 pub use spec::{FieldSpec, FieldType, KindSpec};

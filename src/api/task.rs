@@ -117,7 +117,7 @@ async fn submit(
     let tracked = spec.fetch.is_some();
     if tracked {
         // Durable before the request leaves: a crash from here on leaves the intent to see.
-        ctx.submit_intent(&spec.family);
+        ctx.submit_intent(&spec.family).await;
     }
     let answer = match api.call(Call::Submit, method, path, &headers(spec), payload).await {
         Ok(answer) => answer,
@@ -157,7 +157,7 @@ async fn submit(
     if is_url(&id) {
         ctx.submit_settled();
     } else {
-        ctx.task_submitted(&spec.family, &id);
+        ctx.task_submitted(&spec.family, &id).await;
     }
     Ok((id, answer))
 }

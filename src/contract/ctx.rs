@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use super::{Budget, ErrorKind, Event, EventSink, StepError, Stream};
@@ -24,18 +25,29 @@ impl Default for PollPolicy {
     }
 }
 
-/// Durable facts about paid provider tasks, written synchronously: a crash right after the
-/// call still leaves the fact on disk. Failures are the journal's to report.
+/// A fact on its way to disk: it is durable once this completes. Journals sync many such
+/// facts at once (group commit), so a hundred submits pay for one disk sync, not a hundred.
+pub type Durable = BoxFuture<'static, ()>;
+
+/// Already durable (or nothing to record).
+pub fn durable() -> Durable {
+    Box::pin(std::future::ready(()))
+}
+
+/// Durable facts about paid provider tasks: a crash once the returned [`Durable`] has
+/// completed still leaves the fact on disk. Failures are the journal's to report.
 pub trait TaskJournal: Send + Sync {
     /// A submit is about to be sent: if the process dies before its answer is recorded,
-    /// a task may exist and be paid for. Called before the request leaves.
-    fn submit_intent(&self, _step: &str, _item: Option<usize>, _family: &str) {}
+    /// a task may exist and be paid for. Awaited before the request leaves.
+    fn submit_intent(&self, _step: &str, _item: Option<usize>, _family: &str) -> Durable {
+        durable()
+    }
     /// The submit's answer settled its fate without a task to resume (refused before it
     /// was accepted, or the answer was the result itself): the intent is cleared.
     /// `task_submitted` clears it too.
     fn submit_settled(&self, _step: &str, _item: Option<usize>) {}
-    /// A provider task exists and is (or will be) paid for; called before polling it.
-    fn task_submitted(&self, step: &str, item: Option<usize>, family: &str, task_id: &str);
+    /// A provider task exists and is (or will be) paid for; awaited before polling it.
+    fn task_submitted(&self, step: &str, item: Option<usize>, family: &str, task_id: &str) -> Durable;
     /// The provider said how a task ended. Only a provider-reported failure makes the task
     /// one to submit again on resume; a task whose polling merely broke off is polled.
     fn task_ended(&self, _step: &str, _item: Option<usize>, _task_id: &str, _succeeded: bool) {}
@@ -101,9 +113,10 @@ impl StepCtx {
         self.budget.charge()
     }
 
-    /// Records that a submit is about to be sent (see [`TaskJournal::submit_intent`]).
-    pub fn submit_intent(&self, family: &str) {
-        self.journal.submit_intent(&self.step_id, self.item, family);
+    /// Records that a submit is about to be sent (see [`TaskJournal::submit_intent`]);
+    /// returns once that is on disk.
+    pub async fn submit_intent(&self, family: &str) {
+        self.journal.submit_intent(&self.step_id, self.item, family).await;
     }
 
     /// Clears the submit intent: the answer left no task to resume (see [`TaskJournal::submit_settled`]).
@@ -111,10 +124,10 @@ impl StepCtx {
         self.journal.submit_settled(&self.step_id, self.item);
     }
 
-    /// Records a submitted provider task before it is polled: a durable write, done before
-    /// returning, so that a crash right after still leaves the id to resume from.
-    pub fn task_submitted(&self, family: &str, task_id: &str) {
-        self.journal.task_submitted(&self.step_id, self.item, family, task_id);
+    /// Records a submitted provider task before it is polled: returns once it is on disk,
+    /// so that a crash right after still leaves the id to resume from.
+    pub async fn task_submitted(&self, family: &str, task_id: &str) {
+        self.journal.task_submitted(&self.step_id, self.item, family, task_id).await;
         self.events.emit(Event::TaskSubmitted {
             step: self.step,
             item: self.item,

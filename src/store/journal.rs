@@ -26,7 +26,7 @@ use jiff::Timestamp;
 use rusqlite::{params, Connection};
 
 use super::db::Db;
-use crate::contract::TaskJournal;
+use crate::contract::{Durable, TaskJournal};
 use crate::engine::hooks::Journal;
 use crate::engine::StepRecord;
 
@@ -57,6 +57,9 @@ struct Rows {
     /// Attempts and task ends: nothing waits for them, so they ride along with the next
     /// commit of the store thread (or a synced one) instead of lengthening every flush.
     free: Vec<Row>,
+    /// Callers waiting for their rows to be synced to disk (task ids, submit intents): one
+    /// synced commit answers them all.
+    synced: Vec<tokio::sync::oneshot::Sender<bool>>,
     closed: bool,
 }
 
@@ -151,6 +154,25 @@ impl RunJournal {
         self.queue.push(row);
     }
 
+    /// Completes once everything queued so far is committed and synced. Many callers share
+    /// one sync: while one is on disk, the next gathers.
+    fn synced(&self) -> futures::future::BoxFuture<'static, bool> {
+        let has_thread = self.thread.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).is_some();
+        if !has_thread {
+            return Box::pin(std::future::ready(self.queue.commit(true, true).is_ok()));
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut rows = self.queue.lock();
+        let first = rows.synced.is_empty();
+        rows.synced.push(tx);
+        drop(rows);
+        if first {
+            self.queue.wake.notify_one();
+        }
+        // A store thread gone (it ends only on close) has committed and synced at close.
+        Box::pin(async move { rx.await.unwrap_or(true) })
+    }
+
     fn warn(&self, what: &str, result: Result<(), super::StoreError>) {
         if let Err(e) = result {
             eprintln!("warning: cannot record {what} for run `{}`: {e}", self.run_id);
@@ -222,19 +244,28 @@ impl Queue {
     fn serve(&self) {
         let mut rows = self.lock();
         loop {
-            while rows.rows.is_empty() && rows.free.is_empty() && !rows.closed {
+            while rows.rows.is_empty() && rows.free.is_empty() && rows.synced.is_empty() && !rows.closed {
                 rows = self.wake.wait(rows).unwrap_or_else(|poisoned| poisoned.into_inner());
             }
             let closed = rows.closed;
-            if !closed {
-                rows = match self.wake.wait_timeout_while(rows, GATHER, |r| !r.closed) {
+            // Someone waits for a sync: no gathering, the next sync gathers whoever arrives
+            // meanwhile.
+            if !closed && rows.synced.is_empty() {
+                rows = match self.wake.wait_timeout_while(rows, GATHER, |r| !r.closed && r.synced.is_empty())
+                {
                     Ok((rows, _)) => rows,
                     Err(poisoned) => poisoned.into_inner().0,
                 };
             }
+            // Every waiter's rows were queued before it waited, so this commit holds them.
+            let waiters = std::mem::take(&mut rows.synced);
             drop(rows);
-            if let Err(e) = self.commit(true, false) {
+            let result = self.commit(true, !waiters.is_empty());
+            if let Err(e) = &result {
                 eprintln!("warning: cannot record the run's progress: {e}");
+            }
+            for w in waiters {
+                let _ = w.send(result.is_ok());
             }
             if closed {
                 return;
@@ -321,7 +352,7 @@ fn write_row(c: &Connection, run_id: &str, row: &Row) -> rusqlite::Result<()> {
 }
 
 impl TaskJournal for RunJournal {
-    fn submit_intent(&self, step: &str, item: Option<usize>, family: &str) {
+    fn submit_intent(&self, step: &str, item: Option<usize>, family: &str) -> Durable {
         self.push(Row::Intent {
             step: step.to_owned(),
             item: item_col(item),
@@ -329,7 +360,10 @@ impl TaskJournal for RunJournal {
             at: Timestamp::now(),
         });
         // Money: on disk before the request leaves, with everything queued before it.
-        self.warn("a submit about to be sent", self.queue.commit(true, true));
+        let done = self.synced();
+        Box::pin(async move {
+            done.await;
+        })
     }
 
     fn submit_settled(&self, step: &str, item: Option<usize>) {
@@ -337,7 +371,7 @@ impl TaskJournal for RunJournal {
         self.warn("a settled submit", self.queue.commit(true, false));
     }
 
-    fn task_submitted(&self, step: &str, item: Option<usize>, family: &str, task_id: &str) {
+    fn task_submitted(&self, step: &str, item: Option<usize>, family: &str, task_id: &str) -> Durable {
         self.push(Row::Task {
             step: step.to_owned(),
             item: item_col(item),
@@ -348,12 +382,16 @@ impl TaskJournal for RunJournal {
         // The id is on record, so the submit's fate is known: both in one synced commit,
         // before the task is first polled.
         self.push(Row::IntentSettled { step: step.to_owned(), item: item_col(item) });
-        let result = self.queue.commit(true, true);
-        if result.is_err() {
-            // Losing this id means a resume would pay again: say which task it was.
-            eprintln!("warning: {family} task `{task_id}` of step `{step}` is not recorded; a resume would submit it again");
-        }
-        self.warn("a submitted task", result);
+        let done = self.synced();
+        let lost = format!(
+            "warning: {family} task `{task_id}` of step `{step}` is not recorded; a resume would submit it again"
+        );
+        Box::pin(async move {
+            if !done.await {
+                // Losing this id means a resume would pay again: say which task it was.
+                eprintln!("{lost}");
+            }
+        })
     }
 
     fn task_ended(&self, step: &str, item: Option<usize>, task_id: &str, succeeded: bool) {
@@ -415,7 +453,7 @@ mod tests {
         let db = Db::open(dir.path()).unwrap();
         super::super::runs::begin(&db, "r", "p", "/p.yaml", &Default::default(), "/d").unwrap();
         let journal = RunJournal::new(db.clone(), "r".into());
-        journal.task_submitted("a", None, "kling", "T1");
+        futures::executor::block_on(journal.task_submitted("a", None, "kling", "T1"));
         assert_eq!(count(&db, "tasks"), 1);
         let record = StepRecord::not_run("value", Vec::new(), Status::Succeeded, None);
         journal.attempt_finished("b", None, 1, None);
