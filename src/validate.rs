@@ -102,11 +102,21 @@ pub fn check(
     };
 
     let inputs = check_inputs(&mut c, raw.inputs);
-    let env = match raw.env {
+    let listed = matches!(raw.env, RawEnv::Names(_));
+    let env: IndexMap<String, Option<String>> = match raw.env {
         RawEnv::None => IndexMap::new(),
         RawEnv::Names(names) => names.into_iter().map(|n| (n, None)).collect(),
         RawEnv::Defaults(map) => map,
     };
+    if let Some(i) = env.get_index_of("COMETAPI_KEY") {
+        // A listed name reaches templates, scripts and their stored outputs.
+        let at = if listed { path!["env", i] } else { path!["env", "COMETAPI_KEY"] };
+        c.error(
+            &at,
+            "`COMETAPI_KEY` cannot be listed under `env:`: the key is for cometflow's own calls and would reach templates, scripts and stored outputs",
+            "remove it; provider steps and `http` calls to `COMETAPI_BASE_URL` already send the key",
+        );
+    }
     let defaults = Defaults::check(&mut c, &raw.defaults);
     let concurrency = raw.concurrency.as_ref().and_then(|v| match v.as_u64() {
         Some(n) if n >= 1 => Some(n as usize),

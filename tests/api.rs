@@ -83,6 +83,8 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 #[path = "api/first_errors.rs"]
 mod first_errors;
+#[path = "api/hostile.rs"]
+mod hostile;
 #[path = "api/mocked.rs"]
 mod mocked;
 #[path = "api/simulated.rs"]
