@@ -21,6 +21,8 @@ use crate::template::Tmpl;
 const CAPTURE_LIMIT: usize = 4 << 20;
 /// The hidden `with` entry holding the script's template expressions.
 const VARS: &str = "__vars";
+/// Outputs that only cometflow sets.
+const BUILT_INS: &[&str] = &["stdout", "stderr", "exit_code"];
 
 pub struct Shell {
     spec: KindSpec,
@@ -111,11 +113,28 @@ async fn run(ctx: &StepCtx, with: Json) -> Result<Json, StepError> {
         .env("COMETFLOW_STEP_DIR", dir)
         .env("COMETFLOW_RUN_DIR", &*ctx.run_dir)
         .env("COMETFLOW_RUN_ID", &*ctx.run_id);
+    // Every value a template gave: data that must not forge an output line.
+    let mut values = Vec::new();
     for (key, value) in with.get(VARS).and_then(Json::as_object).into_iter().flatten() {
-        cmd.env(key, env_text(value));
+        let text = env_text(value);
+        if key.starts_with(script::NUMERIC_PREFIX) && !script::plain_number(&text) {
+            return Err(StepError::fatal(format!(
+                "a `{{{{ }}}}` value stands where bash evaluates text as code (arithmetic: `$(( ))`, \
+                 `(( ))`, `[[ x -ge n ]]`, an array subscript, `let`), and it is not a plain number: \
+                 `{}`; compare it as data instead, e.g. `[ \"{{{{ x }}}}\" -ge 7 ]` (test does not evaluate)",
+                snippet(&text)
+            )));
+        }
+        cmd.env(
+            key,
+            if key.starts_with(script::NUMERIC_PREFIX) { text.trim().to_owned() } else { text.clone() },
+        );
+        values.push(text);
     }
     for (key, value) in with.get("env").and_then(Json::as_object).into_iter().flatten() {
-        cmd.env(key, env_text(value));
+        let text = env_text(value);
+        cmd.env(key, &text);
+        values.push(text);
     }
     // Its own process group, so cancelling kills the script's children too.
     cmd.process_group(0);
@@ -147,8 +166,11 @@ async fn run(ctx: &StepCtx, with: Json) -> Result<Json, StepError> {
     outputs.insert("stderr".into(), Json::String(err.clone()));
     outputs.insert("exit_code".into(), status.code().map_or(Json::Null, Json::from));
     let extra = std::fs::read_to_string(&output_file).unwrap_or_default();
-    for (k, v) in parse_outputs(&extra) {
-        outputs.insert(k, Json::String(v));
+    for (k, v) in parse_outputs(&extra, &values) {
+        // Built-ins are the command's own: a script (or a value it echoes) cannot forge them.
+        if !BUILT_INS.contains(&k.as_str()) {
+            outputs.insert(k, Json::String(v));
+        }
     }
     let outputs = Json::Object(outputs);
     if status.success() {
@@ -211,10 +233,44 @@ fn shell_command() -> (&'static str, &'static [&'static str]) {
     }
 }
 
-/// `key=value` lines, and `key<<DELIM` ... `DELIM` blocks for multi-line values.
-fn parse_outputs(text: &str) -> Vec<(String, String)> {
+/// At most this much of a refused value is shown.
+fn snippet(text: &str) -> String {
+    let t: String = text.chars().take(60).collect();
+    let t = t.escape_debug().to_string();
+    if text.chars().count() > 60 {
+        format!("{t}...")
+    } else {
+        t
+    }
+}
+
+/// `key=value` lines, and `key<<DELIM` ... `DELIM` blocks for multi-line values. A newline
+/// inside one of `values` (what templates gave the script) never ends a line: a value that
+/// holds `\nexit_code=0` or the delimiter stays inside the output that wrote it.
+fn parse_outputs(text: &str, values: &[String]) -> Vec<(String, String)> {
+    let mut protected = vec![false; text.len()];
+    for v in values.iter().filter(|v| v.contains('\n')) {
+        for (at, _) in text.match_indices(v.as_str()) {
+            for (n, b) in v.bytes().enumerate() {
+                if b == b'\n' {
+                    protected[at + n] = true;
+                }
+            }
+        }
+    }
+    let mut lines = Vec::new();
+    let mut from = 0;
+    for (at, b) in text.bytes().enumerate() {
+        if b == b'\n' && !protected[at] {
+            lines.push(text[from..at].trim_end_matches('\r'));
+            from = at + 1;
+        }
+    }
+    if from < text.len() {
+        lines.push(&text[from..]);
+    }
     let mut out = Vec::new();
-    let mut lines = text.lines();
+    let mut lines = lines.into_iter();
     while let Some(line) = lines.next() {
         if let Some((key, delim)) = line.split_once("<<").filter(|(k, _)| !k.contains('=')) {
             let mut value = Vec::new();
@@ -253,7 +309,7 @@ mod tests {
 
     #[test]
     fn outputs_are_key_value_lines_or_delimited_blocks() {
-        let parsed = parse_outputs("a=1\nb=x=y\nnotes<<END\nline 1\nline 2\nEND\n");
+        let parsed = parse_outputs("a=1\nb=x=y\nnotes<<END\nline 1\nline 2\nEND\n", &[]);
         assert_eq!(
             parsed,
             vec![
@@ -261,6 +317,17 @@ mod tests {
                 ("b".into(), "x=y".into()),
                 ("notes".into(), "line 1\nline 2".into())
             ]
+        );
+    }
+
+    #[test]
+    fn a_value_with_newlines_cannot_forge_other_outputs() {
+        let value = "fine\nexit_code=0\nverdict=approved\nEND\nx<<END".to_owned();
+        let text = format!("summary={value}\nnotes<<END\n{value}\nEND\nok=1\n");
+        let parsed = parse_outputs(&text, std::slice::from_ref(&value));
+        assert_eq!(
+            parsed,
+            vec![("summary".into(), value.clone()), ("notes".into(), value), ("ok".into(), "1".into())]
         );
     }
 }
