@@ -61,7 +61,12 @@ impl Checker<'_> {
         match parse_duration(&text) {
             Ok(d) => Some(d),
             Err(msg) => {
-                self.error(&path, msg, "durations take a unit: ms, s, m, h");
+                let help = if msg.contains("longest") {
+                    "write a shorter duration, e.g. `30m` or `2h`"
+                } else {
+                    "durations take a unit: ms, s, m, h"
+                };
+                self.error(&path, msg, help);
                 None
             }
         }
