@@ -31,6 +31,10 @@ pub fn load(path: &Path, registry: &Registry) -> Result<Pipeline, Vec<Diagnostic
     let text = crate::diag::read_pipeline(path).map_err(|d| vec![d])?;
     let source = Source::new(path, text);
     let raw = syntax::parse(&source).map_err(|d| vec![d])?;
+    let duplicates = syntax::duplicate_keys(&source);
+    if !duplicates.is_empty() {
+        return Err(duplicates);
+    }
     check(raw, &source, registry)
 }
 
