@@ -94,14 +94,38 @@ pub fn begin(
     })
 }
 
-/// Marks a run as running again, in this process.
-pub fn resume(db: &Db, id: &str) -> Result<(), StoreError> {
+/// Who holds a run after [`claim`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This process: it may resume the run.
+    Ours,
+    /// Another live process got it first (two `--resume` started together).
+    Taken(u32),
+    /// It succeeded meanwhile (another resume finished it).
+    Succeeded,
+}
+
+/// Marks a run as running again in this process, unless another live process holds it. The
+/// check and the update are one write transaction, so of two processes claiming together
+/// exactly one wins; the other must not run (and pay) anything.
+pub fn claim(db: &Db, id: &str) -> Result<Claim, StoreError> {
+    let me = std::process::id();
     db.with(|c| {
-        c.execute(
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let holder: Option<(String, Option<u32>)> = tx
+            .query_row("SELECT status, pid FROM runs WHERE id = ?1", params![id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        match holder.as_ref().map(|(s, p)| (s.as_str(), *p)) {
+            Some(("running", Some(pid))) if pid != me && alive(pid) => return Ok(Claim::Taken(pid)),
+            Some(("succeeded", _)) => return Ok(Claim::Succeeded),
+            _ => {}
+        }
+        tx.execute(
             "UPDATE runs SET status = 'running', pid = ?2, resumes = resumes + 1, finished_at = NULL WHERE id = ?1",
-            params![id, std::process::id()],
-        )
-        .map(drop)
+            params![id, me],
+        )?;
+        tx.commit()?;
+        Ok(Claim::Ours)
     })
 }
 
