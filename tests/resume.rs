@@ -107,7 +107,10 @@ fn two_resumes_started_together_pay_once_and_the_loser_says_why() {
     let stderr: Vec<String> = outs.iter().map(|o| String::from_utf8_lossy(&o.stderr).into_owned()).collect();
     assert_eq!(winners, 1, "exactly one resume runs: {codes:?}\n{stderr:?}");
     let loser = &stderr[codes.iter().position(|&c| c != 0).unwrap()];
-    assert!(loser.contains("was just claimed by process") && loser.contains("nothing was run"), "{loser}");
+    // Together, the claim decides; a moment later, the check before it already sees the winner.
+    let told = loser.contains("was just claimed by process") && loser.contains("nothing was run")
+        || loser.contains("is still running (process");
+    assert!(told, "{loser}");
     assert_eq!(sim.submits("suno"), 1, "{}", sim.stats());
     assert_eq!(sim.submits("kling"), 2, "{}", sim.stats());
 }
