@@ -176,3 +176,28 @@ pub fn list(db: &Arc<Db>, limit: usize) -> Result<Vec<RunRow>, StoreError> {
         rows.collect()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_held_by_another_live_process_cannot_be_claimed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        begin(&db, "r1", "p", "/p.yaml", &IndexMap::new(), "/runs/r1").unwrap();
+        // Our parent is alive and is not us: it holds the run.
+        let parent = std::os::unix::process::parent_id();
+        db.with(|c| {
+            c.execute("UPDATE runs SET status = 'running', pid = ?1 WHERE id = 'r1'", [parent]).map(drop)
+        })
+        .unwrap();
+        assert_eq!(claim(&db, "r1").unwrap(), Claim::Taken(parent));
+        // A holder that died (a SIGKILLed run) leaves it free; then it is ours.
+        db.with(|c| c.execute("UPDATE runs SET pid = 999999999 WHERE id = 'r1'", []).map(drop)).unwrap();
+        assert_eq!(claim(&db, "r1").unwrap(), Claim::Ours);
+        assert_eq!(find(&db, "r1").unwrap().unwrap().pid, Some(std::process::id()));
+        db.with(|c| c.execute("UPDATE runs SET status = 'succeeded' WHERE id = 'r1'", []).map(drop)).unwrap();
+        assert_eq!(claim(&db, "r1").unwrap(), Claim::Succeeded);
+    }
+}
