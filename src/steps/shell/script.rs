@@ -4,6 +4,11 @@
 //! `echo "${CF_1}"` with `CF_1` set to the value: the shell expands it as data, whatever
 //! `$(...)`, backticks or quotes it holds. Outside quotes the reference is quoted too
 //! (`"${CF_1}"`), so a value is one word; inside single quotes it is not expanded at all.
+//!
+//! The lexer keeps a stack of contexts (comments, quotes, `$( )`, backticks, `${ }`,
+//! here-documents, arithmetic), so a `# don't` comment does not flip the quoting of what
+//! follows. Where bash evaluates text as arithmetic, quoting does not help (`a[$(cmd)]` runs
+//! `cmd`): those variables are named `CF_NUM_n` and must hold plain numbers at run time.
 
 /// A script with `{{ }}` replaced, and the expressions its variables hold.
 #[derive(Debug, PartialEq)]
