@@ -62,10 +62,12 @@ enum Ctx {
         depth: usize,
     },
     /// A here-document body; a quoted delimiter means the shell expands nothing in it.
+    /// `code`: the command reading it is a shell or interpreter (`bash <<EOF`).
     HereDoc {
         delim: String,
         strip: bool,
         quoted: bool,
+        code: bool,
     },
 }
 
@@ -108,6 +110,21 @@ pub fn rewrite(script: &str) -> Result<Rewritten, String> {
                 })
                 || stack.iter().rev().find(|c| !matches!(c, Ctx::Double)) == Some(&Ctx::Test)
                     && beside_arith_test(script, i, i + end + 2);
+            if let Ctx::HereDoc { code: true, .. } = top {
+                return Err(format!(
+                    "`{{{{ {expr} }}}}` is in a here-document that a shell or interpreter runs as code, \
+                     so a value would execute: pass it as an argument or variable instead"
+                ));
+            }
+            if matches!(top, Ctx::Code { .. } | Ctx::Double | Ctx::Single) {
+                if let Some(runner) = runs_as_code(&out) {
+                    return Err(format!(
+                        "`{{{{ {expr} }}}}` is the code that `{runner}` runs, so a value would execute: \
+                         pass it as data instead, e.g. `{runner} 'echo \"$1\"' _ \"{{{{ {expr} }}}}\"`, \
+                         or use it directly without `{runner}`"
+                    ));
+                }
+            }
             let n = vars.len() + 1;
             let name = if numeric { format!("{NUMERIC_PREFIX}{n}") } else { format!("CF_{n}") };
             let quoted = matches!(top, Ctx::Code { .. } | Ctx::Test | Ctx::Brace { .. });
@@ -197,7 +214,10 @@ pub fn rewrite(script: &str) -> Result<Rewritten, String> {
                     _ if at_word_start && starts_arith_command(rest) => arith_command = true,
                     '<' if rest.starts_with("<<") && !rest.starts_with("<<<") => {
                         if let Some((delim, strip, quoted, consumed)) = heredoc_start(&rest[2..]) {
-                            pending.push(Ctx::HereDoc { delim, strip, quoted });
+                            // `bash <<EOF`: the body is the interpreter's code.
+                            let code =
+                                command_word(&out).is_some_and(|w| CODE_RUNNERS.iter().any(|(r, _)| *r == w));
+                            pending.push(Ctx::HereDoc { delim, strip, quoted, code });
                             out.push_str(&rest[..2 + consumed]);
                             i += 2 + consumed;
                             continue;
@@ -319,6 +339,67 @@ fn close_heredocs(
         }
     }
     i
+}
+
+/// Commands that run their argument as code, and the flag that introduces that argument
+/// (`None`: every argument, as `eval` joins them).
+const CODE_RUNNERS: &[(&str, Option<&str>)] = &[
+    ("eval", None),
+    ("sh", Some("-c")),
+    ("bash", Some("-c")),
+    ("dash", Some("-c")),
+    ("zsh", Some("-c")),
+    ("ksh", Some("-c")),
+    ("python", Some("-c")),
+    ("python3", Some("-c")),
+    ("node", Some("-e")),
+    ("perl", Some("-e")),
+    ("ruby", Some("-e")),
+];
+
+/// The first word of the command that `before` (the script so far) ends in.
+fn command_word(before: &str) -> Option<&str> {
+    let line = &before[before.rfind(['\n', ';', '|', '&', '(']).map_or(0, |i| i + 1)..];
+    let word = line.split_whitespace().next()?;
+    Some(word.rsplit('/').next().unwrap_or(word))
+}
+
+/// When a value placed after `before` (the rewritten script so far) would be the code of
+/// `eval`, `sh -c` and the like, the command's name (e.g. `bash -c`).
+fn runs_as_code(before: &str) -> Option<String> {
+    let line = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
+    // Words of the current command, quote-aware; the value's word is the last (or a new one).
+    let mut words: Vec<String> = Vec::new();
+    let mut word = String::new();
+    let mut quote: Option<char> = None;
+    for c in line.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => word.push(c),
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if ";|&(`".contains(c) => {
+                words.clear();
+                word.clear();
+            }
+            None if c.is_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            None => word.push(c),
+        }
+    }
+    let at = words.len();
+    for (i, w) in words.iter().enumerate() {
+        let name = w.rsplit('/').next().unwrap_or(w);
+        let Some((runner, flag)) = CODE_RUNNERS.iter().find(|(r, _)| *r == name) else { continue };
+        match flag {
+            None if i == 0 => return Some((*runner).to_owned()),
+            Some(flag) if at > i + 1 && words[at - 1] == *flag => return Some(format!("{runner} {flag}")),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// `${name:offset}` and `${name:offset:length}` evaluate arithmetic; `${name:-word}` does not.
@@ -450,6 +531,31 @@ mod tests {
             script("x=$(cat <<'E'\n{{ a }}\nE\n)\necho {{ b }}"),
             "x=$(cat <<'E'\n${CF_1}\nE\n)\necho \"${CF_2}\""
         );
+    }
+
+    #[test]
+    fn a_value_as_the_code_of_eval_or_sh_c_is_refused() {
+        for bad in [
+            "eval {{ x }}",
+            "eval \"echo {{ x }}\"",
+            "ok; bash -c \"{{ x }}\"",
+            "sh -c 'echo {{ x }}'",
+            "/bin/sh -c {{ x }}",
+            "python3 -c \"print({{ x }})\"",
+            "find . -exec sh -c \"{{ x }}\" \\;",
+        ] {
+            assert!(rewrite(bad).unwrap_err().contains("would execute"), "{bad}");
+        }
+        assert!(rewrite("bash <<EOF\necho {{ x }}\nEOF\n").unwrap_err().contains("would execute"));
+        assert!(rewrite("cat <<EOF | sort\n{{ x }}\nEOF\n").is_ok());
+        for good in [
+            "bash -c 'echo \"$1\"' _ \"{{ x }}\"",
+            "echo {{ x }} | sh -c 'cat'",
+            "evaluate {{ x }}",
+            "echo eval {{ x }}",
+        ] {
+            assert!(rewrite(good).is_ok(), "{good}");
+        }
     }
 
     #[test]
