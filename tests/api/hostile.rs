@@ -156,3 +156,21 @@ fn a_server_that_trickles_its_answer_hits_the_request_deadline() {
     let error = run.json()["steps"]["ask"]["error"].as_str().unwrap_or_default().to_owned();
     assert!(error.contains("timed out"), "{error}");
 }
+
+#[test]
+fn a_provider_call_to_a_full_url_off_the_base_is_refused_before_it_is_sent() {
+    let rt = runtime();
+    let (home, other) = (Arc::new(Seen::default()), Arc::new(Seen::default()));
+    let base = serve(&rt, recorder(home.clone(), ok_json()));
+    let elsewhere = serve(&rt, recorder(other.clone(), ok_json()));
+    let yaml = format!(
+        "name: t\nsteps:\n  render:\n    uses: comet.task\n    poll: {{ interval: 10ms }}\n    with:\n      \
+         submit: {{ method: POST, path: '{elsewhere}/submit', body: {{ prompt: x }} }}\n      id: id\n      \
+         fetch: {{ method: GET, path: '/fetch/{{id}}' }}\n      status: status\n      success: [OK]\n"
+    );
+    let run = case(&yaml).env("COMETAPI_BASE_URL", &base).env("COMETAPI_KEY", KEY).run();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let error = run.json()["steps"]["render"]["error"].as_str().unwrap_or_default().to_owned();
+    assert!(error.contains("is not on `COMETAPI_BASE_URL`"), "{error}");
+    assert!(other.requests.lock().unwrap().is_empty() && home.requests.lock().unwrap().is_empty());
+}
