@@ -128,6 +128,17 @@ impl Tmpl {
         matches!(self, Tmpl::Lit(_))
     }
 
+    /// Whether rendering may take long: a `{% %}` block (a loop) somewhere inside. Plain
+    /// `{{ }}` substitutions are cheap; such templates render off the engine's threads.
+    pub fn has_blocks(&self) -> bool {
+        match self {
+            Tmpl::Text(src) => src.contains("{%"),
+            Tmpl::List(items) => items.iter().any(Tmpl::has_blocks),
+            Tmpl::Map(entries) => entries.iter().any(|(_, v)| v.has_blocks()),
+            Tmpl::Lit(_) | Tmpl::Expr(_) => false,
+        }
+    }
+
     /// The entry `key` of a mapping, template or literal.
     pub fn get(&self, key: &str) -> Option<Tmpl> {
         match self {

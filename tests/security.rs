@@ -272,3 +272,26 @@ fn a_run_killed_at_random_moments_finishes_with_one_submit_per_task() {
     let show = t.then(&["runs", "show", "last"]);
     assert_eq!(show.code, 0, "{}", show.stderr);
 }
+
+/// With the fuel raised out of reach, a runaway template still cannot hold the run: it
+/// renders off the engine's threads and the first Ctrl-C ends the process at once.
+#[test]
+fn ctrl_c_ends_a_run_whose_template_is_still_rendering() {
+    let t = Test::new()
+        .pipeline("name: r\nsteps:\n  a:\n    uses: value\n    with: { x: \"{% for a in range(100000) %}{% for b in range(100000) %}.{% endfor %}{% endfor %}\" }\n  b: { run: echo started; sleep 20 }\n")
+        .env("COMETFLOW_TEMPLATE_FUEL", "100000000000000");
+    let child = t
+        .command()
+        .args(["run", "pipeline.yaml", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: kill(2) on our own child's pid has no memory effects.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+}

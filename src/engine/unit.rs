@@ -172,7 +172,22 @@ async fn execute_unit(
     item: Option<usize>,
     scope: Value,
 ) -> Outcome {
-    let mut with = match step.with.render(&scope) {
+    let rendered = if step.with.has_blocks() {
+        // A loop may run until its fuel is spent: not on the engine's threads, and Ctrl-C
+        // does not wait for it.
+        let (tmpl, scope) = (step.with.clone(), scope.clone());
+        let job = tokio::task::spawn_blocking(move || tmpl.render(&scope));
+        tokio::select! {
+            r = job => r.unwrap_or_else(|e| Err(crate::template::RenderError {
+                path: Vec::new(),
+                message: format!("rendering stopped: {e}"),
+            })),
+            _ = shared.cancel.cancelled() => return cancelled(0),
+        }
+    } else {
+        step.with.render(&scope)
+    };
+    let mut with = match rendered {
         Ok(w) => w,
         Err(e) => return Outcome::failed(format!("with.{e}")),
     };
