@@ -32,8 +32,64 @@ use retry::{Backoff, Call, Verdict};
 /// test) and handed to the kinds, never looked up from global state.
 pub struct Api {
     http: OnceLock<Result<reqwest::Client, String>>,
+    /// For requests that carry no key (result downloads, `http` to other hosts).
+    plain: OnceLock<Result<reqwest::Client, String>>,
     pub(crate) endpoint: Endpoint,
     pub(crate) backoff: Backoff,
+    pub(crate) limits: Limits,
+}
+
+/// How long a request may take and how large an answer may be (see the README's limits).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// The whole of one API request, answer included (`COMETFLOW_HTTP_TIMEOUT`).
+    pub deadline: Duration,
+    /// The whole of one download (`COMETFLOW_DOWNLOAD_TIMEOUT`).
+    pub download_deadline: Duration,
+    /// The largest API answer read into memory (`COMETFLOW_MAX_ANSWER_BYTES`).
+    pub max_answer: u64,
+    /// The largest downloaded file (`COMETFLOW_MAX_DOWNLOAD_BYTES`).
+    pub max_download: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            deadline: Duration::from_secs(600),
+            download_deadline: Duration::from_secs(1800),
+            max_answer: 64 << 20,
+            max_download: 2 << 30,
+        }
+    }
+}
+
+impl Limits {
+    /// The defaults, overridden by the environment; a setting that does not parse is reported.
+    pub(crate) fn from_env() -> Result<Self, String> {
+        let d = Limits::default();
+        let duration = |name: &str, default: Duration| match std::env::var(name) {
+            Ok(v) => crate::model::parse_duration(&v).map_err(|e| format!("`{name}`: {e}")).and_then(|t| {
+                if t.is_zero() {
+                    Err(format!("`{name}` must be more than 0"))
+                } else {
+                    Ok(t)
+                }
+            }),
+            Err(_) => Ok(default),
+        };
+        let bytes = |name: &str, default: u64| match std::env::var(name) {
+            Ok(v) => v.trim().parse::<u64>().ok().filter(|&n| n > 0).ok_or_else(|| {
+                format!("`{name}`=`{v}` is not a positive number of bytes; write e.g. `{name}=67108864`")
+            }),
+            Err(_) => Ok(default),
+        };
+        Ok(Limits {
+            deadline: duration("COMETFLOW_HTTP_TIMEOUT", d.deadline)?,
+            download_deadline: duration("COMETFLOW_DOWNLOAD_TIMEOUT", d.download_deadline)?,
+            max_answer: bytes("COMETFLOW_MAX_ANSWER_BYTES", d.max_answer)?,
+            max_download: bytes("COMETFLOW_MAX_DOWNLOAD_BYTES", d.max_download)?,
+        })
+    }
 }
 
 /// A request body: none, JSON, or a multipart form (rebuilt per try: forms cannot be cloned).
@@ -120,30 +176,61 @@ impl Api {
     /// A client for `endpoint`; the HTTP connection pool itself is made on first use, so
     /// commands that never call (validate, kinds) pay nothing for it.
     pub fn new(endpoint: Endpoint) -> Self {
-        Api { http: OnceLock::new(), endpoint, backoff: Backoff::from_env() }
+        let limits = Limits::from_env().unwrap_or_else(|e| {
+            tracing::warn!("{e}; using the default limits");
+            Limits::default()
+        });
+        Api { http: OnceLock::new(), plain: OnceLock::new(), endpoint, backoff: Backoff::from_env(), limits }
     }
 
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }
 
-    /// The pooled HTTP client.
+    /// The pooled HTTP client for CometAPI: a redirect never leaves the configured origin, so a
+    /// paid body (a 307 re-sends it) and the key go nowhere else, and no other host answers.
     pub(crate) fn http(&self) -> Result<&reqwest::Client, ApiError> {
-        self.http
-            .get_or_init(|| {
-                let read_timeout = std::env::var("COMETFLOW_HTTP_READ_TIMEOUT")
-                    .ok()
-                    .and_then(|v| crate::model::parse_duration(&v).ok())
-                    .unwrap_or(Duration::from_secs(120));
-                reqwest::Client::builder()
-                    .connect_timeout(Duration::from_secs(10))
-                    .read_timeout(read_timeout)
-                    .user_agent(concat!("cometflow/", env!("CARGO_PKG_VERSION")))
-                    .build()
-                    .map_err(|e| format!("cannot set up the HTTP client: {e}"))
-            })
-            .as_ref()
-            .map_err(|e| ApiError::new(e.clone()))
+        let base = config::origin_of(&self.endpoint.base);
+        let policy = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= 10 {
+                attempt.error("too many redirects")
+            } else if config::origin_of(attempt.url().as_str()) != base {
+                attempt.stop()
+            } else {
+                attempt.follow()
+            }
+        });
+        self.client(&self.http, policy, self.limits.deadline)
+    }
+
+    /// The client for requests without the key (downloads): redirects are followed anywhere.
+    pub(crate) fn plain_http(&self) -> Result<&reqwest::Client, ApiError> {
+        self.client(&self.plain, reqwest::redirect::Policy::limited(10), self.limits.download_deadline)
+    }
+
+    fn client<'a>(
+        &self,
+        cell: &'a OnceLock<Result<reqwest::Client, String>>,
+        policy: reqwest::redirect::Policy,
+        deadline: Duration,
+    ) -> Result<&'a reqwest::Client, ApiError> {
+        cell.get_or_init(|| {
+            let read_timeout = std::env::var("COMETFLOW_HTTP_READ_TIMEOUT")
+                .ok()
+                .and_then(|v| crate::model::parse_duration(&v).ok())
+                .unwrap_or(Duration::from_secs(120));
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .read_timeout(read_timeout)
+                // A server that trickles one byte at a time never trips the read timeout.
+                .timeout(deadline)
+                .redirect(policy)
+                .user_agent(concat!("cometflow/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| format!("cannot set up the HTTP client: {e}"))
+        })
+        .as_ref()
+        .map_err(|e| ApiError::new(e.clone()))
     }
 
     /// The key, or the message that says how to provide one. Checked before any request.
@@ -168,9 +255,11 @@ impl Api {
         }
     }
 
-    /// Whether `url` is on the configured host (the only one that may see the key).
+    /// Whether `url` is on the configured origin, the only one that may see the key: the same
+    /// scheme (no key in clear text to an `https` base's host), host and port, as reqwest
+    /// parses them.
     pub(crate) fn is_comet(&self, url: &str) -> bool {
-        config::host_of(url).is_some() && config::host_of(url) == config::host_of(&self.endpoint.base)
+        config::origin_of(url).is_some_and(|o| Some(o) == config::origin_of(&self.endpoint.base))
     }
 
     /// Removes the key from text that may echo a request (server messages, URLs).
@@ -206,6 +295,13 @@ impl Api {
         let key = self.key().map_err(|e| ApiError::new(e.message))?.clone();
         let url = self.url(path);
         let what = format!("`{method} {}`", path_of(&url));
+        if !self.is_comet(&url) {
+            return Err(ApiError::new(self.redact(&format!(
+                "{what} is not on `COMETAPI_BASE_URL` ({}), so the key is not sent there; \
+                 use a path such as `/v1/...` or a URL on that host",
+                self.endpoint.base
+            ))));
+        }
         let http = self.http()?;
         let reply = self
             .send_with(call, &what, Expect::Json, || {
@@ -298,9 +394,17 @@ impl Api {
         };
         let status = response.status();
         let headers = response.headers().clone();
-        let body = match response.bytes().await {
+        let body = match read_capped(response, self.limits.max_answer).await {
             Ok(b) => b,
-            Err(e) => {
+            Err(Capped::TooLarge) => {
+                let message = format!(
+                    "{what} answered with more than {} bytes, the limit for an answer; \
+                     raise `COMETFLOW_MAX_ANSWER_BYTES` if the answer is expected to be this large",
+                    self.limits.max_answer
+                );
+                return Err((ApiError::new(message), Verdict::Final));
+            }
+            Err(Capped::Transport(e)) => {
                 let verdict = if call == Call::Read { Verdict::Retry(None) } else { Verdict::Final };
                 return Err((self.transport_error(call, what, &e, verdict), verdict));
             }
@@ -346,6 +450,26 @@ impl Api {
     }
 }
 
+enum Capped {
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+/// The body, refused as soon as it passes `max` bytes (or announces it will).
+async fn read_capped(mut response: reqwest::Response, max: u64) -> Result<Bytes, Capped> {
+    if response.content_length().is_some_and(|n| n > max) {
+        return Err(Capped::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(Capped::Transport)? {
+        if (body.len() + chunk.len()) as u64 > max {
+            return Err(Capped::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
+}
+
 /// The path part of a URL, for messages (never the query, which could carry a secret).
 pub(crate) fn path_of(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
@@ -365,4 +489,26 @@ fn error_chain(e: &reqwest::Error) -> String {
         source = s.source();
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(base: &str) -> Api {
+        Api::new(Endpoint { base: config::normalize_base(base), key: None, simulated: false })
+    }
+
+    #[test]
+    fn the_key_belongs_to_the_exact_scheme_host_and_port_of_the_base() {
+        let a = api("https://api.example.test/v1");
+        assert!(a.is_comet("https://api.example.test/suno/x"));
+        assert!(a.is_comet("https://API.example.test:443/x"));
+        assert!(!a.is_comet("http://api.example.test/x"), "clear text to an https base");
+        assert!(!a.is_comet("https://api.example.test:8443/x"));
+        assert!(!a.is_comet("https://api.example.test.evil.test/x"));
+        assert!(!a.is_comet("https://evil.test\\@api.example.test/x"));
+        assert!(!a.is_comet("https://evil.test#@api.example.test/x"));
+        assert!(!a.is_comet("/relative"));
+    }
 }

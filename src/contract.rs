@@ -11,6 +11,7 @@ mod budget;
 mod ctx;
 mod error;
 mod events;
+pub mod secrets;
 mod spec;
 
 pub use budget::Budget;

@@ -170,22 +170,34 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
     match suggest(word, candidates.clone()) {
         Some(s) => format!("did you mean `{s}`?"),
         None => {
-            let all: Vec<String> = candidates.into_iter().map(|c| format!("`{c}`")).collect();
-            if all.is_empty() {
+            // A long list helps nobody and, once per problem, made the output quadratic.
+            const SHOWN: usize = 12;
+            let mut all = candidates.into_iter();
+            let shown: Vec<String> = all.by_ref().take(SHOWN).map(|c| format!("`{c}`")).collect();
+            let more = all.count();
+            if shown.is_empty() {
                 "nothing by that name is declared".into()
+            } else if more > 0 {
+                format!("valid names are {} and {more} more", shown.join(", "))
             } else {
-                format!("valid names are {}", all.join(", "))
+                format!("valid names are {}", shown.join(", "))
             }
         }
     }
 }
 
+/// At most this many diagnostics are drawn; the count names the rest.
+const DRAWN: usize = 100;
+
 /// Prints diagnostics to stderr, with a count when there are several.
 pub fn report(diags: &[Diagnostic]) {
     let mut out = String::new();
-    for d in diags {
+    for d in diags.iter().take(DRAWN) {
         out.push_str(&render(d));
         out.push('\n');
+    }
+    if diags.len() > DRAWN {
+        out.push_str(&format!("... and {} more problems not shown\n", diags.len() - DRAWN));
     }
     if diags.len() > 1 {
         out.push_str(&format!("{} problems found; nothing was run\n", diags.len()));

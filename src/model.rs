@@ -224,16 +224,29 @@ impl InputType {
     }
 }
 
-/// Parses `500ms`, `2s`, `15m`, `1h`, `1h30m`, or a bare number of seconds.
+/// The longest duration anything accepts: longer ones are typos, and timers of centuries
+/// overflow the clock.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 86400);
+
+/// Parses `500ms`, `2s`, `15m`, `1h`, `1h30m`, or a bare number of seconds, up to
+/// [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
+    let too_long = || format!("`{text}` is longer than the longest duration allowed (366 days)");
+    let checked = |secs: f64| {
+        if secs.is_finite() && secs >= 0.0 && secs <= MAX_DURATION.as_secs_f64() {
+            Ok(Duration::from_secs_f64(secs))
+        } else {
+            Err(too_long())
+        }
+    };
     if let Ok(secs) = t.parse::<f64>() {
-        if secs >= 0.0 && secs.is_finite() {
-            return Ok(Duration::from_secs_f64(secs));
+        if secs >= 0.0 && !secs.is_nan() {
+            return checked(secs);
         }
     }
     let bad = || format!("`{text}` is not a duration; write e.g. `500ms`, `2s`, `15m` or `1h`");
-    let mut total = Duration::ZERO;
+    let mut total = 0.0;
     let mut rest = t;
     if rest.is_empty() {
         return Err(bad());
@@ -252,10 +265,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "d" => 86400.0,
             _ => return Err(bad()),
         };
-        total += Duration::from_secs_f64(value * scale);
+        total += value * scale;
         rest = tail;
     }
-    Ok(total)
+    checked(total)
 }
 
 /// A duration as people read it: `850ms`, `2.5s`, `3m07s`, `1h05m`.
@@ -285,6 +298,10 @@ mod tests {
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
         assert!(parse_duration("soon").unwrap_err().contains("not a duration"));
+        for huge in ["1e20", "99999999999999999999s", "1e25", "inf", "367d", "99999999999999999999999h"] {
+            assert!(parse_duration(huge).unwrap_err().contains("longest duration"), "{huge}");
+        }
+        assert_eq!(parse_duration("366d").unwrap(), MAX_DURATION);
     }
 
     #[test]

@@ -83,7 +83,7 @@ impl Human {
         }
         let stderr = std::io::stderr();
         while let Some(ev) = rx.recv().await {
-            if let Some(line) = self.line(ev) {
+            if let Some(line) = self.line(terminal_safe_event(ev)) {
                 let _ = writeln!(stderr.lock(), "{line}");
             }
         }
@@ -145,6 +145,49 @@ impl Human {
     }
 }
 
+/// Text from outside (a model, a script, a server) made safe to print on a terminal: control
+/// characters (ANSI and OSC escapes, carriage returns, bells) and bidirectional overrides are
+/// shown as `\u{1b}`-style escapes, so output cannot retitle the terminal, hide lines or
+/// write links. Tabs pass.
+pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        (c.is_control() && c != '\t')
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    };
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// An event with its outside text made [`terminal_safe`].
+pub(crate) fn terminal_safe_event(ev: Event) -> Event {
+    let safe = |s: String| terminal_safe(&s).into_owned();
+    match ev {
+        Event::Log { step, item, stream, line } => Event::Log { step, item, stream, line: safe(line) },
+        Event::Progress { step, item, message } => Event::Progress { step, item, message: safe(message) },
+        Event::Retrying { step, item, attempt, delay, error } => {
+            Event::Retrying { step, item, attempt, delay, error: safe(error) }
+        }
+        Event::Finished { step, status, duration, attempts, error } => {
+            Event::Finished { step, status, duration, attempts, error: error.map(safe) }
+        }
+        Event::TaskSubmitted { step, item, family, task_id } => {
+            Event::TaskSubmitted { step, item, family, task_id: safe(task_id) }
+        }
+        other => other,
+    }
+}
+
 /// The closing table: one row per step, then the run's status.
 pub fn summary(record: &RunRecord, color: bool) -> String {
     let p = Paint(color);
@@ -180,7 +223,7 @@ pub fn summary(record: &RunRecord, color: bool) -> String {
     out.push_str(&format!("\n{} {} {verdict} in {took}\n", p.bold("run"), record.run_id));
     for (name, value) in &record.outputs {
         let text = match value {
-            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::String(s) => terminal_safe(s).into_owned(),
             other => other.to_string(),
         };
         out.push_str(&format!("  {name}: {text}\n"));

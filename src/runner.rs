@@ -42,9 +42,22 @@ pub async fn launch(l: Launch) -> Result<RunRecord, Failure> {
     let db = crate::store::Db::open(&state).map_err(store_err)?;
     let (run_id, run_dir, prior) = match &l.resume {
         Some(id) => {
+            match crate::store::runs::claim(&db, id).map_err(store_err)? {
+                crate::store::runs::Claim::Ours => {}
+                crate::store::runs::Claim::Taken(pid) => {
+                    return Err(Failure::Invalid(format!(
+                        "run `{id}` was just claimed by process {pid} (another `--resume`); nothing was \
+                         run or paid here: wait for that process to finish, then resume again if needed"
+                    )))
+                }
+                crate::store::runs::Claim::Succeeded => {
+                    return Err(Failure::Invalid(format!(
+                        "run `{id}` was just finished by another `--resume`; nothing was run or paid here"
+                    )))
+                }
+            }
             let mut prior = crate::store::resume::prior(&db, id).map_err(store_err)?;
             prior.resubmit_unknown = l.resubmit_unknown;
-            crate::store::runs::resume(&db, id).map_err(store_err)?;
             let dir = crate::store::create_run_dir(&state, id).map_err(|e| unwritable(&state, &e))?;
             (id.clone(), dir, Some(prior))
         }

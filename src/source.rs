@@ -59,12 +59,32 @@ struct NodePos {
 pub struct Source {
     pub path: PathBuf,
     pub text: String,
-    index: OnceLock<HashMap<KeyPath, NodePos>>,
+    index: OnceLock<Index>,
+    /// Byte offsets where each line starts, for positions in O(log n).
+    line_starts: OnceLock<Vec<usize>>,
+}
+
+#[derive(Debug)]
+/// Spans by key path, and keys given twice in one mapping (path, first key, second key).
+struct Index {
+    spans: HashMap<KeyPath, NodePos>,
+    duplicates: Vec<(KeyPath, Span, Span)>,
 }
 
 impl Source {
+    /// A leading UTF-8 byte order mark is dropped: editors on Windows write one.
     pub fn new(path: impl Into<PathBuf>, text: impl Into<String>) -> Arc<Self> {
-        Arc::new(Source { path: path.into(), text: text.into(), index: OnceLock::new() })
+        let mut text = text.into();
+        if text.starts_with('\u{feff}') {
+            text.drain(..'\u{feff}'.len_utf8());
+        }
+        Arc::new(Source { path: path.into(), text, index: OnceLock::new(), line_starts: OnceLock::new() })
+    }
+
+    /// Keys written twice in the same mapping: (the mapping's path with the key, the first
+    /// key's span, the repeated key's span), in file order.
+    pub fn duplicate_keys(&self) -> &[(KeyPath, Span, Span)] {
+        &self.index.get_or_init(|| build_index(&self.text)).duplicates
     }
 
     /// The name shown in diagnostics: the path as the user gave it.
@@ -90,7 +110,7 @@ impl Source {
     }
 
     fn lookup(&self, path: &[Seg], want_key: bool) -> Span {
-        let index = self.index.get_or_init(|| build_index(&self.text));
+        let index = &self.index.get_or_init(|| build_index(&self.text)).spans;
         for len in (0..=path.len()).rev() {
             if let Some(pos) = index.get(&path[..len]) {
                 return match (want_key, pos.key) {
@@ -104,10 +124,15 @@ impl Source {
 
     /// 1-based line and column of a byte offset.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..offset];
-        let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let starts = self.line_starts.get_or_init(|| {
+            std::iter::once(0).chain(self.text.match_indices('\n').map(|(i, _)| i + 1)).collect()
+        });
+        let line = starts.partition_point(|&s| s <= offset);
+        let line_start = starts[line - 1];
         let col = self.text[line_start..offset].chars().count() + 1;
         (line, col)
     }
@@ -133,6 +158,7 @@ struct IndexBuilder<'a> {
     index: HashMap<KeyPath, NodePos>,
     /// One frame per open collection: its path, and for mappings the pending key.
     stack: Vec<Frame>,
+    duplicates: Vec<(KeyPath, Span, Span)>,
 }
 
 struct Frame {
@@ -141,6 +167,8 @@ struct Frame {
     next_index: usize,
     pending_key: Option<(String, Span)>,
     start: usize,
+    /// For mappings: the keys seen so far, to catch one written twice.
+    keys: HashMap<String, Span>,
 }
 
 impl IndexBuilder<'_> {
@@ -180,6 +208,11 @@ impl MarkedEventReceiver for IndexBuilder<'_> {
                 let is_key = matches!(self.stack.last(), Some(f) if f.is_map && f.pending_key.is_none());
                 if is_key {
                     if let Some(frame) = self.stack.last_mut() {
+                        if let Some(first) = frame.keys.insert(value.clone(), span) {
+                            let mut path = frame.path.clone();
+                            path.push(Seg::Key(value.clone()));
+                            self.duplicates.push((path, first, span));
+                        }
                         frame.pending_key = Some((value, span));
                     }
                 } else if let Some((path, key)) = self.next_slot() {
@@ -194,7 +227,14 @@ impl MarkedEventReceiver for IndexBuilder<'_> {
                 let start = mark.index();
                 // Record the collection now; its end is filled in when it closes.
                 self.index.insert(path.clone(), NodePos { key, value: Span { offset: start, len: 1 } });
-                self.stack.push(Frame { path, is_map, next_index: 0, pending_key: None, start });
+                self.stack.push(Frame {
+                    path,
+                    is_map,
+                    next_index: 0,
+                    pending_key: None,
+                    start,
+                    keys: HashMap::new(),
+                });
             }
             Event::MappingEnd | Event::SequenceEnd => {
                 if let Some(frame) = self.stack.pop() {
@@ -213,12 +253,12 @@ impl MarkedEventReceiver for IndexBuilder<'_> {
     }
 }
 
-fn build_index(text: &str) -> HashMap<KeyPath, NodePos> {
-    let mut builder = IndexBuilder { text, index: HashMap::new(), stack: Vec::new() };
+fn build_index(text: &str) -> Index {
+    let mut builder = IndexBuilder { text, index: HashMap::new(), stack: Vec::new(), duplicates: Vec::new() };
     let mut parser = Parser::new_from_str(text);
     // A syntax error was already reported by serde; whatever was indexed still helps.
     let _ = parser.load(&mut builder, false);
-    builder.index
+    Index { spans: builder.index, duplicates: builder.duplicates }
 }
 
 #[cfg(test)]
@@ -244,6 +284,25 @@ mod tests {
     fn missing_paths_fall_back_to_the_nearest_ancestor() {
         let src = Source::new("p.yaml", TEXT);
         assert_eq!(at(&src, src.key_span(&path!["steps", "b", "if"])), (7, 3));
+    }
+
+    #[test]
+    fn keys_written_twice_are_found_with_both_positions() {
+        let src = Source::new("p.yaml", "steps:\n  a: 1\n  b: {x: 1, x: 2}\n  a: 3\n");
+        let dups: Vec<_> = src
+            .duplicate_keys()
+            .iter()
+            .map(|(p, first, second)| (p.clone(), at(&src, *first), at(&src, *second)))
+            .collect();
+        assert_eq!(
+            dups,
+            vec![(path!["steps", "b", "x"], (3, 7), (3, 13)), (path!["steps", "a"], (2, 3), (4, 3))]
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_dropped() {
+        assert_eq!(Source::new("p.yaml", "\u{feff}name: x").text, "name: x");
     }
 
     #[test]

@@ -237,7 +237,51 @@ pub fn parse(source: &Arc<Source>) -> Result<RawPipeline, Diagnostic> {
         return Err(Diagnostic::new(format!("`{}` {what}", source.name()))
             .help("a pipeline needs at least `name:` and `steps:`; `cometflow init` writes a starter"));
     }
+    if let Some((offset, c)) = source.text.char_indices().find(|&(_, c)| forbidden(c)) {
+        let (line, col) = source.line_col(offset);
+        return Err(Diagnostic::new(format!(
+            "a control character (U+{:04X}) at line {line}, column {col}: YAML text cannot hold it",
+            c as u32
+        ))
+        .with_span(source, Span { offset, len: c.len_utf8() })
+        .help("remove it, or write it as an escape inside a double-quoted string, e.g. \"\\0\""));
+    }
     serde_yaml::from_str(&source.text).map_err(|e| yaml_error(source, &e))
+}
+
+/// Characters YAML does not allow in a file: C0 and C1 controls except tab, newlines and NEL.
+fn forbidden(c: char) -> bool {
+    (c < ' ' && !matches!(c, '\t' | '\n' | '\r'))
+        || c == '\u{7f}'
+        || ('\u{80}'..='\u{9f}').contains(&c) && c != '\u{85}'
+}
+
+/// Keys written twice in one mapping (two steps with one id, an input declared twice): YAML
+/// keeps the last silently, so each is an error naming both places. A quick pass finds
+/// whether there are any; only then is the position index built.
+pub fn duplicate_keys(source: &Arc<Source>) -> Vec<Diagnostic> {
+    if serde_yaml::from_str::<NoDuplicates>(&source.text).is_ok() {
+        return Vec::new();
+    }
+    source
+        .duplicate_keys()
+        .iter()
+        .map(|(path, first, second)| {
+            let key = match path.last() {
+                Some(crate::source::Seg::Key(k)) => k.clone(),
+                _ => String::new(),
+            };
+            let (line, col) = source.line_col(first.offset);
+            let under = crate::template::display_path(&path[..path.len() - 1]);
+            let under = if under.is_empty() { "the top level".to_owned() } else { format!("`{under}`") };
+            Diagnostic::new(format!(
+                "`{key}` is written twice under {under}: first at line {line}, column {col}"
+            ))
+            .with_span(source, *second)
+            .label("again here")
+            .help("keep one of them (YAML would silently use the last), or rename one")
+        })
+        .collect()
 }
 
 fn yaml_error(source: &Arc<Source>, err: &serde_yaml::Error) -> Diagnostic {
@@ -331,6 +375,74 @@ fn wrong_shape(path: &str, rest: &str, file: &str) -> (String, Option<String>) {
             .into()
     };
     (format!("`{path}` must be {expected}, not {found}"), Some(help))
+}
+
+/// Walks a YAML document and fails on a key written twice in one mapping; builds nothing.
+struct NoDuplicates;
+
+impl<'de> Deserialize<'de> for NoDuplicates {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicatesVisitor)
+    }
+}
+
+struct NoDuplicatesVisitor;
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicatesVisitor {
+    type Value = NoDuplicates;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_i128<E>(self, _: i128) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_u128<E>(self, _: u128) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_unit<E>(self) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_none<E>(self) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<NoDuplicates, D::Error> {
+        NoDuplicates::deserialize(d)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<NoDuplicates, A::Error> {
+        while seq.next_element::<NoDuplicates>()?.is_some() {}
+        Ok(NoDuplicates)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<NoDuplicates, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<Value>()? {
+            if !seen.insert(key) {
+                return Err(serde::de::Error::custom("duplicate key"));
+            }
+            map.next_value::<NoDuplicates>()?;
+        }
+        Ok(NoDuplicates)
+    }
+    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<NoDuplicates, A::Error> {
+        use serde::de::VariantAccess;
+        let (_, variant) = data.variant::<serde::de::IgnoredAny>()?;
+        variant.newtype_variant::<NoDuplicates>()
+    }
 }
 
 #[cfg(test)]

@@ -30,10 +30,26 @@ pub enum Tmpl {
 /// Names a template may use besides the scope: minijinja's global functions.
 const GLOBALS: &[&str] = &["range", "dict", "namespace", "lipsum", "cycler", "joiner", "debug"];
 
+/// Instructions one render may run (`COMETFLOW_TEMPLATE_FUEL`): a few hundred milliseconds at
+/// most, so a template like nested `range(100000)` loops fails instead of freezing the engine
+/// (rendering runs on the engine's threads; a step's `timeout` and Ctrl-C wait for it).
+pub const DEFAULT_FUEL: u64 = 10_000_000;
+/// The most text one template may render (`COMETFLOW_TEMPLATE_MAX_BYTES`).
+pub const DEFAULT_MAX_OUTPUT: usize = 64 << 20;
+
+static MAX_OUTPUT: LazyLock<usize> = LazyLock::new(|| {
+    std::env::var("COMETFLOW_TEMPLATE_MAX_BYTES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(DEFAULT_MAX_OUTPUT)
+});
+
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
     // A typo in a template must be an error, never an empty string.
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    let fuel = std::env::var("COMETFLOW_TEMPLATE_FUEL").ok().and_then(|v| v.trim().parse().ok());
+    env.set_fuel(Some(fuel.unwrap_or(DEFAULT_FUEL)));
     env.add_filter("fromjson", fromjson);
     env.add_filter("basename", |p: String| {
         std::path::Path::new(&p).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
@@ -112,6 +128,17 @@ impl Tmpl {
         matches!(self, Tmpl::Lit(_))
     }
 
+    /// Whether rendering may take long: a `{% %}` block (a loop) somewhere inside. Plain
+    /// `{{ }}` substitutions are cheap; such templates render off the engine's threads.
+    pub fn has_blocks(&self) -> bool {
+        match self {
+            Tmpl::Text(src) => src.contains("{%"),
+            Tmpl::List(items) => items.iter().any(Tmpl::has_blocks),
+            Tmpl::Map(entries) => entries.iter().any(|(_, v)| v.has_blocks()),
+            Tmpl::Lit(_) | Tmpl::Expr(_) => false,
+        }
+    }
+
     /// The entry `key` of a mapping, template or literal.
     pub fn get(&self, key: &str) -> Option<Tmpl> {
         match self {
@@ -167,7 +194,19 @@ impl Tmpl {
             Tmpl::Expr(src) => eval_expression(src, scope).map_err(|e| fail(path, e)),
             Tmpl::Text(src) => {
                 let tmpl = ENV.template_from_str(src).map_err(|e| fail(path, e))?;
-                tmpl.render(scope).map(Json::String).map_err(|e| fail(path, e))
+                let mut out = Capped { bytes: Vec::new(), max: *MAX_OUTPUT };
+                match tmpl.render_captured_to(scope, &mut out) {
+                    Ok(_) => Ok(Json::String(String::from_utf8_lossy(&out.bytes).into_owned())),
+                    Err(_) if out.bytes.len() >= out.max => Err(RenderError {
+                        path: path.clone(),
+                        message: format!(
+                            "the template renders more than {} bytes; raise `COMETFLOW_TEMPLATE_MAX_BYTES` \
+                             if that much text is expected",
+                            out.max
+                        ),
+                    }),
+                    Err(e) => Err(fail(path, e)),
+                }
             }
             Tmpl::List(items) => {
                 let mut out = Vec::with_capacity(items.len());
@@ -188,6 +227,26 @@ impl Tmpl {
                 Ok(Json::Object(out))
             }
         }
+    }
+}
+
+/// A render's output, refused past `max` bytes.
+struct Capped {
+    bytes: Vec<u8>,
+    max: usize,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > self.max {
+            self.bytes.resize(self.max, 0);
+            return Err(std::io::Error::other("template output too large"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -273,6 +332,7 @@ fn kind_text(kind: minijinja::ErrorKind) -> &'static str {
         K::MissingArgument => "missing argument",
         K::TooManyArguments => "too many arguments",
         K::CannotUnpack => "cannot unpack",
+        K::OutOfFuel => "the template ran too long (out of fuel; `COMETFLOW_TEMPLATE_FUEL` sets the limit)",
         _ => "template error",
     }
 }
@@ -410,6 +470,19 @@ mod tests {
         let mut r: Vec<_> = r.into_iter().collect();
         r.sort();
         assert_eq!(r, ["inputs.n", "steps.a.outputs.text"]);
+    }
+
+    #[test]
+    fn a_runaway_template_runs_out_of_fuel() {
+        let t =
+            yaml("x: '{% for a in range(100000) %}{% for b in range(100000) %}.{% endfor %}{% endfor %}'");
+        let started = std::time::Instant::now();
+        let err = t.render(&scope(json!({}))).unwrap_err();
+        assert!(err.message.contains("out of fuel"), "{}", err.message);
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+        let big = yaml("x: '{% for a in range(100000) %}{{ \"y\" * 1000 }}{% endfor %}'");
+        let err = big.render(&scope(json!({}))).unwrap_err();
+        assert!(err.message.contains("out of fuel") || err.message.contains("bytes"), "{}", err.message);
     }
 
     #[test]

@@ -30,6 +30,10 @@ pub fn load(path: &Path, registry: &Registry) -> Result<Pipeline, Vec<Diagnostic
     let text = crate::diag::read_pipeline(path).map_err(|d| vec![d])?;
     let source = Source::new(path, text);
     let raw = syntax::parse(&source).map_err(|d| vec![d])?;
+    let duplicates = syntax::duplicate_keys(&source);
+    if !duplicates.is_empty() {
+        return Err(duplicates);
+    }
     check(raw, &source, registry)
 }
 
@@ -60,7 +64,12 @@ impl Checker<'_> {
         match parse_duration(&text) {
             Ok(d) => Some(d),
             Err(msg) => {
-                self.error(&path, msg, "durations take a unit: ms, s, m, h");
+                let help = if msg.contains("longest") {
+                    "write a shorter duration, e.g. `30m` or `2h`"
+                } else {
+                    "durations take a unit: ms, s, m, h"
+                };
+                self.error(&path, msg, help);
                 None
             }
         }
@@ -101,11 +110,21 @@ pub fn check(
     };
 
     let inputs = check_inputs(&mut c, raw.inputs);
-    let env = match raw.env {
+    let listed = matches!(raw.env, RawEnv::Names(_));
+    let env: IndexMap<String, Option<String>> = match raw.env {
         RawEnv::None => IndexMap::new(),
         RawEnv::Names(names) => names.into_iter().map(|n| (n, None)).collect(),
         RawEnv::Defaults(map) => map,
     };
+    if let Some(i) = env.get_index_of("COMETAPI_KEY") {
+        // A listed name reaches templates, scripts and their stored outputs.
+        let at = if listed { path!["env", i] } else { path!["env", "COMETAPI_KEY"] };
+        c.error(
+            &at,
+            "`COMETAPI_KEY` cannot be listed under `env:`: the key is for cometflow's own calls and would reach templates, scripts and stored outputs",
+            "remove it; provider steps and `http` calls to `COMETAPI_BASE_URL` already send the key",
+        );
+    }
     let defaults = Defaults::check(&mut c, &raw.defaults);
     let concurrency = raw.concurrency.as_ref().and_then(|v| match v.as_u64() {
         Some(n) if n >= 1 => Some(n as usize),

@@ -67,7 +67,7 @@ fn file_len(path: &Json) -> u64 {
 }
 
 /// Every file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else { return out };
     for e in entries.flatten() {
@@ -85,6 +85,8 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 mod fidelity;
 #[path = "api/first_errors.rs"]
 mod first_errors;
+#[path = "api/hostile.rs"]
+mod hostile;
 #[path = "api/mocked.rs"]
 mod mocked;
 #[path = "api/simulated.rs"]

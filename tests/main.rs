@@ -26,6 +26,7 @@ mod run;
 mod runs;
 mod schedule;
 mod schema;
+mod security;
 mod shapes;
 mod shell;
 mod sim;

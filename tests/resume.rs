@@ -87,6 +87,35 @@ fn a_run_killed_while_polling_resumes_without_submitting_again() {
 }
 
 #[test]
+fn two_resumes_started_together_pay_once_and_the_loser_says_why() {
+    let sim = Sim::start("task_time=2s");
+    let t = sim.test(PAID);
+    let killed = interrupt(&sim, &t, libc::SIGKILL);
+    assert_eq!(killed.code, -1, "killed by a signal");
+    let spawn = || {
+        t.command()
+            .args(["run", "pipeline.yaml", "--resume", "last", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    let codes: Vec<i32> = outs.iter().map(|o| o.status.code().unwrap_or(-1)).collect();
+    let winners = codes.iter().filter(|&&c| c == 0).count();
+    let stderr: Vec<String> = outs.iter().map(|o| String::from_utf8_lossy(&o.stderr).into_owned()).collect();
+    assert_eq!(winners, 1, "exactly one resume runs: {codes:?}\n{stderr:?}");
+    let loser = &stderr[codes.iter().position(|&c| c != 0).unwrap()];
+    // Together, the claim decides; a moment later, the check before it already sees the winner.
+    let told = loser.contains("was just claimed by process") && loser.contains("nothing was run")
+        || loser.contains("is still running (process");
+    assert!(told, "{loser}");
+    assert_eq!(sim.submits("suno"), 1, "{}", sim.stats());
+    assert_eq!(sim.submits("kling"), 2, "{}", sim.stats());
+}
+
+#[test]
 fn a_run_interrupted_with_ctrl_c_exits_130_and_resumes() {
     let sim = Sim::start("task_time=3s");
     let t = sim.test(PAID);

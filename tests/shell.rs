@@ -134,3 +134,67 @@ steps:
     assert_eq!(outputs["fresh"], "1");
     assert!(outputs.get("stale").is_none(), "{outputs}");
 }
+
+/// Every position a `{{ }}` can take in a script, fed values that would run `touch` if the
+/// shell ever treated them as code: arithmetic contexts refuse them, all others print them.
+#[test]
+fn no_value_executes_in_any_position_of_a_script() {
+    let positions = [
+        r#"if [[ {{ inputs.v }} -ge 7 ]]; then echo big; fi"#,
+        r#"[[ "{{ inputs.v }}" -eq 1 ]] || true"#,
+        r#"echo $(( {{ inputs.v }} + 1 ))"#,
+        r#"echo "$(( {{ inputs.v }} ))""#,
+        r#"(( {{ inputs.v }} > 2 )) || true"#,
+        r#"a=(1 2); echo ${a[{{ inputs.v }}]}"#,
+        r#"a[{{ inputs.v }}]=1"#,
+        r#"s=hello; echo ${s:{{ inputs.v }}:2}"#,
+        r#"let n={{ inputs.v }}+1"#,
+        r#"declare -i n={{ inputs.v }}"#,
+        "# don't quote me\necho {{ inputs.v }} {{ inputs.v }}",
+        r#"echo "$(echo {{ inputs.v }})" `echo {{ inputs.v }}`"#,
+        r#"echo ${unset:-{{ inputs.v }}}"#,
+        "cat <<EOF\n{{ inputs.v }} $(( 1 )) $(echo {{ inputs.v }})\nEOF",
+        r#"x='{{ inputs.v }}'; echo "$x""#,
+        r#"echo "v={{ inputs.v }}" >> "$COMETFLOW_OUTPUT""#,
+    ];
+    let values = [
+        "a[$(touch m1)]",
+        "x[`touch m2`]",
+        "$(touch m3)",
+        "'; touch m4; '",
+        "\"; touch m5; \"",
+        "1\nexit_code=0\nstdout=forged",
+        "*",
+    ];
+    let mut yaml = "name: hostile\ninputs:\n  v: { default: \"\" }\nsteps:\n".to_owned();
+    for (i, p) in positions.iter().enumerate() {
+        let script = p.replace('\n', "\n      ");
+        yaml.push_str(&format!("  p{i}:\n    continue_on_error: true\n    run: |\n      {script}\n"));
+    }
+    for v in values {
+        let t =
+            Test::new().pipeline(&yaml).args(&["run", "pipeline.yaml", "--json", "-i", &format!("v={v}")]);
+        let out = t.run();
+        let json = out.json();
+        for m in 1..=5 {
+            assert!(!t.path().join(format!("m{m}")).exists(), "value {v:?} ran as code\n{}", out.stderr);
+        }
+        for (i, _) in positions.iter().enumerate() {
+            let step = &json["steps"][format!("p{i}")];
+            assert_ne!(step["outputs"]["stdout"], "forged", "{v:?} forged an output of p{i}");
+            if step["status"] == "failed" {
+                let error = step["error"].as_str().unwrap_or_default();
+                assert!(
+                    error.contains("not a plain number") || error.contains("the command failed"),
+                    "p{i} with {v:?}: {error}"
+                );
+            }
+        }
+    }
+    // A number still works where the shell computes with it.
+    let t = Test::new().pipeline(&yaml).args(&["run", "pipeline.yaml", "--json", "-i", "v=8"]);
+    let json = t.run().json();
+    assert_eq!(json["steps"]["p0"]["outputs"]["stdout"], "big");
+    assert_eq!(json["steps"]["p2"]["outputs"]["stdout"], "9");
+    assert_eq!(json["steps"]["p10"]["outputs"]["stdout"], "8 8");
+}

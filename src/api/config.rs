@@ -39,15 +39,16 @@ impl Endpoint {
     /// CometAPI as the environment (or `.env`) configures it.
     pub fn from_env() -> Self {
         let base = from_env_or_dotenv("COMETAPI_BASE_URL").unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
-        Endpoint {
-            base: normalize_base(&base),
-            key: from_env_or_dotenv("COMETAPI_KEY").map(Secret),
-            simulated: false,
+        let key = from_env_or_dotenv("COMETAPI_KEY");
+        if let Some(k) = &key {
+            crate::contract::secrets::register(k);
         }
+        Endpoint { base: normalize_base(&base), key: key.map(Secret), simulated: false }
     }
 
     /// The in-process simulator at `base`, with its own key.
     pub fn simulator(base: &str, key: &str) -> Self {
+        crate::contract::secrets::register(key);
         Endpoint { base: normalize_base(base), key: Some(Secret(key.to_owned())), simulated: true }
     }
 
@@ -79,7 +80,15 @@ pub(crate) fn normalize_base(raw: &str) -> String {
     }
 }
 
-/// `host[:port]` of a URL, lowercased, for comparing hosts.
+/// The origin (scheme, host, port) of a URL as reqwest parses it, the parser that sends the
+/// request: deciding with another parser is how `http://a\\@b/` once sent the key to `a`.
+pub(crate) fn origin_of(url: &str) -> Option<(String, String, u16)> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    let host = parsed.host_str()?.to_ascii_lowercase();
+    Some((parsed.scheme().to_owned(), host, parsed.port_or_known_default()?))
+}
+
+/// `host[:port]` of a URL, lowercased, for messages.
 pub(crate) fn host_of(url: &str) -> Option<String> {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let host = rest.split(['/', '?', '#']).next()?;
@@ -135,6 +144,17 @@ mod tests {
         assert_eq!(dotenv_value(text, "COMETAPI_KEY").as_deref(), Some("sk-abc"));
         assert_eq!(dotenv_value("COMETAPI_KEY=sk-x # mine", "COMETAPI_KEY").as_deref(), Some("sk-x"));
         assert_eq!(dotenv_value("COMETAPI_KEY=", "COMETAPI_KEY"), None);
+    }
+
+    #[test]
+    fn origins_are_what_reqwest_would_connect_to() {
+        let o = |u: &str| origin_of(u).map(|(s, h, p)| format!("{s}://{h}:{p}"));
+        assert_eq!(o("https://API.cometapi.com/x").as_deref(), Some("https://api.cometapi.com:443"));
+        assert_eq!(o("http://127.0.0.1:9/a?b").as_deref(), Some("http://127.0.0.1:9"));
+        // A backslash ends the authority for http(s): the request goes to `localhost:18411`.
+        assert_eq!(o("http://localhost:18411\\@127.0.0.1:18401/").as_deref(), Some("http://localhost:18411"));
+        assert_eq!(o("http://user@127.0.0.1:18401/").as_deref(), Some("http://127.0.0.1:18401"));
+        assert_eq!(o("not a url"), None);
     }
 
     #[test]

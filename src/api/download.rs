@@ -14,9 +14,6 @@ use super::retry::{self, Verdict};
 use super::{errors, path_of, Api};
 use crate::contract::StepError;
 
-/// Larger files are refused: no result of these APIs comes near it.
-pub(crate) const MAX_BYTES: u64 = 2 * 1024 * 1024 * 1024;
-
 /// Downloads `url` to `dir/<stem>.<ext>` and returns the absolute path.
 pub(crate) async fn fetch(api: &Api, dir: &Path, url: &str, stem: &str) -> Result<PathBuf, StepError> {
     let what = format!("downloading `{}`", api.redact(path_of(url)));
@@ -46,7 +43,8 @@ pub(crate) async fn fetch(api: &Api, dir: &Path, url: &str, stem: &str) -> Resul
 }
 
 async fn try_once(api: &Api, dir: &Path, url: &str, stem: &str) -> Result<PathBuf, (String, Verdict)> {
-    let http = api.http().map_err(|e| (e.message, Verdict::Final))?;
+    let http = api.plain_http().map_err(|e| (e.message, Verdict::Final))?;
+    let max = api.limits.max_download;
     let response = http.get(url).send().await.map_err(|e| (e.to_string(), Verdict::Retry(None)))?;
     let status = response.status();
     if !status.is_success() {
@@ -61,8 +59,8 @@ async fn try_once(api: &Api, dir: &Path, url: &str, stem: &str) -> Result<PathBu
         return Err((format!("HTTP {}: {}", status.as_u16(), errors::snippet(&body)), verdict));
     }
     let expected = response.content_length();
-    if expected.is_some_and(|n| n > MAX_BYTES) {
-        return Err((format!("the file is larger than the {} GiB limit", MAX_BYTES >> 30), Verdict::Final));
+    if expected.is_some_and(|n| n > max) {
+        return Err((too_large(max), Verdict::Final));
     }
     let content_type = response
         .headers()
@@ -72,7 +70,7 @@ async fn try_once(api: &Api, dir: &Path, url: &str, stem: &str) -> Result<PathBu
         .to_owned();
     let name = format!("{stem}.{}", extension(url, &content_type));
     let tmp = dir.join(format!(".{name}.part"));
-    let result = stream_to(response, &tmp, expected).await;
+    let result = stream_to(response, &tmp, expected, max).await;
     if let Err(message) = result {
         // A partial file must never look like an output.
         let _ = tokio::fs::remove_file(&tmp).await;
@@ -89,6 +87,7 @@ async fn stream_to(
     response: reqwest::Response,
     tmp: &Path,
     expected: Option<u64>,
+    max: u64,
 ) -> Result<(), (String, Verdict)> {
     let local = |e: std::io::Error| (format!("cannot write `{}`: {e}", tmp.display()), Verdict::Final);
     let mut file = tokio::fs::File::create(tmp).await.map_err(local)?;
@@ -99,9 +98,12 @@ async fn stream_to(
             (format!("the body was cut off after {written} bytes: {e}"), Verdict::Retry(None))
         })?;
         written += chunk.len() as u64;
-        if written > MAX_BYTES {
+        if written > max {
+            return Err((too_large(max), Verdict::Final));
+        }
+        if let Some(n) = expected.filter(|&n| written > n) {
             return Err((
-                format!("the file is larger than the {} GiB limit", MAX_BYTES >> 30),
+                format!("got more than the {n} bytes its Content-Length announced"),
                 Verdict::Final,
             ));
         }
@@ -114,6 +116,13 @@ async fn stream_to(
         }
         _ => Ok(()),
     }
+}
+
+fn too_large(max: u64) -> String {
+    format!(
+        "the file is larger than the {max} bytes limit; raise `COMETFLOW_MAX_DOWNLOAD_BYTES` \
+         if such a file is expected"
+    )
 }
 
 /// The file extension: from the URL's last segment, else from the content type, else `bin`.

@@ -74,7 +74,8 @@ pub(super) fn parse_input(s: &str) -> Result<(String, String), String> {
 
 pub fn run(args: RunArgs, output: &OutputArgs) -> Outcome {
     let verbosity = super::verbosity(output);
-    super::runtime()?.block_on(async {
+    let rt = super::runtime()?;
+    let outcome = rt.block_on(async {
         // The simulator (kept alive for the whole run) answers before any kind is built, so
         // every provider kind is given the client that reaches it.
         let (endpoint, _simulator) = super::endpoint(args.simulate && !args.dry_run).await?;
@@ -95,7 +96,11 @@ pub fn run(args: RunArgs, output: &OutputArgs) -> Outcome {
             return Ok(());
         }
         execute(plan, inputs, resume, &args, verbosity, &endpoint).await
-    })
+    });
+    // A template still rendering on a blocking thread (an interrupted run) must not hold the
+    // exit: its record is already written.
+    rt.shutdown_background();
+    outcome
 }
 
 fn invalid(diags: Vec<crate::diag::Diagnostic>) -> Failure {

@@ -16,6 +16,16 @@ pub type EventRx = tokio::sync::mpsc::UnboundedReceiver<Event>;
 
 impl EventSink for EventTx {
     fn emit(&self, event: Event) {
+        // What a kind says is data from outside (a script, a server): never a secret.
+        let event = match event {
+            Event::Log { step, item, stream, line } => {
+                Event::Log { step, item, stream, line: super::secrets::redact(&line).into_owned() }
+            }
+            Event::Progress { step, item, message } => {
+                Event::Progress { step, item, message: super::secrets::redact(&message).into_owned() }
+            }
+            other => other,
+        };
         // A reporter that went away (the run is ending) misses nothing it needed.
         let _ = self.send(event);
     }

@@ -15,7 +15,7 @@ use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
 
-use crate::contract::{ErrorKind, StepCtx, StepError, UnknownSubmit};
+use crate::contract::{secrets, ErrorKind, StepCtx, StepError, UnknownSubmit};
 use crate::model::{human_duration, Cond, Step, StepIdx};
 use crate::template::eval_condition;
 
@@ -38,7 +38,7 @@ impl Outcome {
         Outcome {
             status: Status::Failed,
             outputs: Json::Object(Default::default()),
-            error: Some(message),
+            error: Some(secrets::redact(&message).into_owned()),
             attempts: 0,
             started: None,
             cached: false,
@@ -177,7 +177,22 @@ async fn execute_unit(
     item: Option<usize>,
     scope: Value,
 ) -> Outcome {
-    let mut with = match step.with.render(&scope) {
+    let rendered = if step.with.has_blocks() {
+        // A loop may run until its fuel is spent: not on the engine's threads, and Ctrl-C
+        // does not wait for it.
+        let (tmpl, scope) = (step.with.clone(), scope.clone());
+        let job = tokio::task::spawn_blocking(move || tmpl.render(&scope));
+        tokio::select! {
+            r = job => r.unwrap_or_else(|e| Err(crate::template::RenderError {
+                path: Vec::new(),
+                message: format!("rendering stopped: {e}"),
+            })),
+            _ = shared.cancel.cancelled() => return cancelled(0),
+        }
+    } else {
+        step.with.render(&scope)
+    };
+    let mut with = match rendered {
         Ok(w) => w,
         Err(e) => return Outcome::failed(format!("with.{e}")),
     };
@@ -307,7 +322,26 @@ enum Attempt {
     Cancelled,
 }
 
+/// One attempt, its outputs and error cleared of secrets: the one door through which what a
+/// kind produced reaches the cache, the store, templates, reporters and `run.json`.
 async fn attempt_once(shared: &Shared, step: &Step, ctx: &StepCtx, input: Json) -> Result<Json, Attempt> {
+    match attempt_raw(shared, step, ctx, input).await {
+        Ok(mut outputs) => {
+            secrets::redact_json(&mut outputs);
+            Ok(outputs)
+        }
+        Err(Attempt::Failed(mut e)) => {
+            e.message = secrets::redact(&e.message).into_owned();
+            if let Some(o) = e.outputs.as_mut() {
+                secrets::redact_json(o);
+            }
+            Err(Attempt::Failed(e))
+        }
+        Err(Attempt::Cancelled) => Err(Attempt::Cancelled),
+    }
+}
+
+async fn attempt_raw(shared: &Shared, step: &Step, ctx: &StepCtx, input: Json) -> Result<Json, Attempt> {
     // A kind that panics fails its step; the run goes on and its record is still written.
     let run = AssertUnwindSafe(step.kind.execute(ctx, input)).catch_unwind().map(|r| {
         r.unwrap_or_else(|panic| {

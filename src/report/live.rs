@@ -150,6 +150,7 @@ pub(super) async fn consume(human: Human, mut rx: EventRx) {
         tokio::select! {
             ev = rx.recv() => {
                 let Some(ev) = ev else { break };
+                let ev = super::terminal_safe_event(ev);
                 state.apply(&ev, Instant::now());
                 // Starts and progress live in the block; everything else stays on screen.
                 if !matches!(ev, Event::Started { .. } | Event::Progress { .. }) {

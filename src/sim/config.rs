@@ -216,7 +216,10 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         "m" => number * 60.0,
         other => return Err(format!("unknown unit `{other}` in `{text}`; use ms, s or m")),
     };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| *d <= crate::model::MAX_DURATION)
+        .ok_or_else(|| format!("`{text}` is not a duration from 0 to 366 days"))
 }
 
 fn parse_count(text: &str) -> Result<u64, String> {

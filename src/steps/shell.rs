@@ -22,6 +22,8 @@ use crate::template::Tmpl;
 const CAPTURE_LIMIT: usize = 4 << 20;
 /// The hidden `with` entry holding the script's template expressions.
 const VARS: &str = "__vars";
+/// Outputs that only cometflow sets.
+const BUILT_INS: &[&str] = &["stdout", "stderr", "exit_code"];
 
 pub struct Shell {
     spec: KindSpec,
@@ -99,7 +101,11 @@ async fn run(ctx: &StepCtx, with: Json) -> Result<Json, StepError> {
         Some(c) => ctx.resolve(c),
         None => ctx.pipeline_dir.to_path_buf(),
     };
-    let setup = Setup { ctx, with: &with, dir, output_file: &output_file, cwd: &cwd };
+    // Every value a template gave, as the script's environment: data that must not forge an
+    // output line, nor run where bash evaluates text as code.
+    let env = template_env(&with)?;
+    let values: Vec<String> = env.iter().map(|(_, v)| v.clone()).collect();
+    let setup = Setup { ctx, env: &env, dir, output_file: &output_file, cwd: &cwd };
     let direct = direct::plain_command(script).map(|argv| {
         let mut cmd = setup.command(argv[0], &argv[1..]);
         // The shell would have set it to the folder it runs in.
@@ -139,9 +145,10 @@ async fn run(ctx: &StepCtx, with: Json) -> Result<Json, StepError> {
     outputs.insert("stdout".into(), Json::String(out));
     outputs.insert("stderr".into(), Json::String(err.clone()));
     outputs.insert("exit_code".into(), status.code().map_or(Json::Null, Json::from));
-    // Absent when the script wrote no outputs.
-    if let Ok(extra) = std::fs::read_to_string(&output_file) {
-        for (k, v) in parse_outputs(&extra) {
+    let extra = std::fs::read_to_string(&output_file).unwrap_or_default();
+    for (k, v) in parse_outputs(&extra, &values) {
+        // Built-ins are the command's own: a script (or a value it echoes) cannot forge them.
+        if !BUILT_INS.contains(&k.as_str()) {
             outputs.insert(k, Json::String(v));
         }
     }
@@ -194,7 +201,7 @@ impl Start {
 /// What every way of starting the step's command shares.
 struct Setup<'a> {
     ctx: &'a StepCtx,
-    with: &'a Json,
+    env: &'a [(String, String)],
     dir: &'a Path,
     output_file: &'a Path,
     cwd: &'a Path,
@@ -212,17 +219,38 @@ impl Setup<'_> {
             .env("COMETFLOW_STEP_DIR", self.dir)
             .env("COMETFLOW_RUN_DIR", &*self.ctx.run_dir)
             .env("COMETFLOW_RUN_ID", &*self.ctx.run_id);
-        for (key, value) in self.with.get(VARS).and_then(Json::as_object).into_iter().flatten() {
-            cmd.env(key, env_text(value));
-        }
-        for (key, value) in self.with.get("env").and_then(Json::as_object).into_iter().flatten() {
-            cmd.env(key, env_text(value));
-        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         // Its own process group, so cancelling kills the script's children too.
         cmd.process_group(0);
         cmd.kill_on_drop(true);
         cmd
     }
+}
+
+/// The template values (`VARS`) and `env:` of a step as environment variables. A value
+/// standing where bash evaluates arithmetic must be a plain number.
+fn template_env(with: &Json) -> Result<Vec<(String, String)>, StepError> {
+    let mut env = Vec::new();
+    for (key, value) in with.get(VARS).and_then(Json::as_object).into_iter().flatten() {
+        let text = env_text(value);
+        if key.starts_with(script::NUMERIC_PREFIX) {
+            if !script::plain_number(&text) {
+                return Err(StepError::fatal(format!(
+                    "a `{{{{ }}}}` value stands where bash evaluates text as code (arithmetic: `$(( ))`, \
+                     `(( ))`, `[[ x -ge n ]]`, an array subscript, `let`), and it is not a plain number: \
+                     `{}`; compare it as data instead, e.g. `[ \"{{{{ x }}}}\" -ge 7 ]` (test does not evaluate)",
+                    snippet(&text)
+                )));
+            }
+            env.push((key.clone(), text.trim().to_owned()));
+        } else {
+            env.push((key.clone(), text));
+        }
+    }
+    for (key, value) in with.get("env").and_then(Json::as_object).into_iter().flatten() {
+        env.push((key.clone(), env_text(value)));
+    }
+    Ok(env)
 }
 
 async fn opt(f: Option<impl std::future::Future<Output = String>>) -> String {
@@ -277,10 +305,44 @@ fn shell_command() -> (&'static str, &'static [&'static str]) {
     }
 }
 
-/// `key=value` lines, and `key<<DELIM` ... `DELIM` blocks for multi-line values.
-fn parse_outputs(text: &str) -> Vec<(String, String)> {
+/// At most this much of a refused value is shown.
+fn snippet(text: &str) -> String {
+    let t: String = text.chars().take(60).collect();
+    let t = t.escape_debug().to_string();
+    if text.chars().count() > 60 {
+        format!("{t}...")
+    } else {
+        t
+    }
+}
+
+/// `key=value` lines, and `key<<DELIM` ... `DELIM` blocks for multi-line values. A newline
+/// inside one of `values` (what templates gave the script) never ends a line: a value that
+/// holds `\nexit_code=0` or the delimiter stays inside the output that wrote it.
+fn parse_outputs(text: &str, values: &[String]) -> Vec<(String, String)> {
+    let mut protected = vec![false; text.len()];
+    for v in values.iter().filter(|v| v.contains('\n')) {
+        for (at, _) in text.match_indices(v.as_str()) {
+            for (n, b) in v.bytes().enumerate() {
+                if b == b'\n' {
+                    protected[at + n] = true;
+                }
+            }
+        }
+    }
+    let mut lines = Vec::new();
+    let mut from = 0;
+    for (at, b) in text.bytes().enumerate() {
+        if b == b'\n' && !protected[at] {
+            lines.push(text[from..at].trim_end_matches('\r'));
+            from = at + 1;
+        }
+    }
+    if from < text.len() {
+        lines.push(&text[from..]);
+    }
     let mut out = Vec::new();
-    let mut lines = text.lines();
+    let mut lines = lines.into_iter();
     while let Some(line) = lines.next() {
         if let Some((key, delim)) = line.split_once("<<").filter(|(k, _)| !k.contains('=')) {
             let mut value = Vec::new();
@@ -319,7 +381,7 @@ mod tests {
 
     #[test]
     fn outputs_are_key_value_lines_or_delimited_blocks() {
-        let parsed = parse_outputs("a=1\nb=x=y\nnotes<<END\nline 1\nline 2\nEND\n");
+        let parsed = parse_outputs("a=1\nb=x=y\nnotes<<END\nline 1\nline 2\nEND\n", &[]);
         assert_eq!(
             parsed,
             vec![
@@ -327,6 +389,17 @@ mod tests {
                 ("b".into(), "x=y".into()),
                 ("notes".into(), "line 1\nline 2".into())
             ]
+        );
+    }
+
+    #[test]
+    fn a_value_with_newlines_cannot_forge_other_outputs() {
+        let value = "fine\nexit_code=0\nverdict=approved\nEND\nx<<END".to_owned();
+        let text = format!("summary={value}\nnotes<<END\n{value}\nEND\nok=1\n");
+        let parsed = parse_outputs(&text, std::slice::from_ref(&value));
+        assert_eq!(
+            parsed,
+            vec![("summary".into(), value.clone()), ("notes".into(), value), ("ok".into(), "1".into())]
         );
     }
 }

@@ -94,14 +94,38 @@ pub fn begin(
     })
 }
 
-/// Marks a run as running again, in this process.
-pub fn resume(db: &Db, id: &str) -> Result<(), StoreError> {
+/// Who holds a run after [`claim`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This process: it may resume the run.
+    Ours,
+    /// Another live process got it first (two `--resume` started together).
+    Taken(u32),
+    /// It succeeded meanwhile (another resume finished it).
+    Succeeded,
+}
+
+/// Marks a run as running again in this process, unless another live process holds it. The
+/// check and the update are one write transaction, so of two processes claiming together
+/// exactly one wins; the other must not run (and pay) anything.
+pub fn claim(db: &Db, id: &str) -> Result<Claim, StoreError> {
+    let me = std::process::id();
     db.with(|c| {
-        c.execute(
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let holder: Option<(String, Option<u32>)> = tx
+            .query_row("SELECT status, pid FROM runs WHERE id = ?1", params![id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        match holder.as_ref().map(|(s, p)| (s.as_str(), *p)) {
+            Some(("running", Some(pid))) if pid != me && alive(pid) => return Ok(Claim::Taken(pid)),
+            Some(("succeeded", _)) => return Ok(Claim::Succeeded),
+            _ => {}
+        }
+        tx.execute(
             "UPDATE runs SET status = 'running', pid = ?2, resumes = resumes + 1, finished_at = NULL WHERE id = ?1",
-            params![id, std::process::id()],
-        )
-        .map(drop)
+            params![id, me],
+        )?;
+        tx.commit()?;
+        Ok(Claim::Ours)
     })
 }
 
@@ -151,4 +175,29 @@ pub fn list(db: &Arc<Db>, limit: usize) -> Result<Vec<RunRow>, StoreError> {
         let rows = stmt.query_map([limit as i64], row)?;
         rows.collect()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_held_by_another_live_process_cannot_be_claimed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        begin(&db, "r1", "p", "/p.yaml", &IndexMap::new(), "/runs/r1").unwrap();
+        // Our parent is alive and is not us: it holds the run.
+        let parent = std::os::unix::process::parent_id();
+        db.with(|c| {
+            c.execute("UPDATE runs SET status = 'running', pid = ?1 WHERE id = 'r1'", [parent]).map(drop)
+        })
+        .unwrap();
+        assert_eq!(claim(&db, "r1").unwrap(), Claim::Taken(parent));
+        // A holder that died (a SIGKILLed run) leaves it free; then it is ours.
+        db.with(|c| c.execute("UPDATE runs SET pid = 999999999 WHERE id = 'r1'", []).map(drop)).unwrap();
+        assert_eq!(claim(&db, "r1").unwrap(), Claim::Ours);
+        assert_eq!(find(&db, "r1").unwrap().unwrap().pid, Some(std::process::id()));
+        db.with(|c| c.execute("UPDATE runs SET status = 'succeeded' WHERE id = 'r1'", []).map(drop)).unwrap();
+        assert_eq!(claim(&db, "r1").unwrap(), Claim::Succeeded);
+    }
 }

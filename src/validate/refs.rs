@@ -20,6 +20,18 @@ enum Place {
     Outputs,
 }
 
+/// Past this many problems, a bad step id gets no suggestion: comparing every bad reference
+/// with every step id made validation quadratic (50,000 bad steps never finished).
+const SUGGESTIONS: usize = 20;
+
+fn suggest_step(c: &Checker, id: &str, p: &Pipeline) -> String {
+    if c.diags.len() < SUGGESTIONS {
+        did_you_mean(id, p.index.keys().map(String::as_str))
+    } else {
+        "check the step id against the pipeline's `steps:`".into()
+    }
+}
+
 pub(super) fn resolve(c: &mut Checker, p: &mut Pipeline) {
     for idx in 0..p.steps.len() {
         let mut deps: Vec<usize> = Vec::new();
@@ -36,7 +48,7 @@ pub(super) fn resolve(c: &mut Checker, p: &mut Pipeline) {
                 }
                 Some(&d) => deps.push(d),
                 None => {
-                    let help = did_you_mean(need, p.index.keys().map(String::as_str));
+                    let help = suggest_step(c, need, p);
                     c.error(&np, format!("`needs` names `{need}`, which is not a step"), help);
                 }
             }
@@ -111,6 +123,7 @@ fn check_ref(
     r: &str,
 ) -> Option<(usize, bool)> {
     let segs: Vec<&str> = r.split('.').collect();
+    let suggest = c.diags.len() < SUGGESTIONS;
     // The span is looked up only for an error: a valid pipeline never builds the index.
     let mut err = |msg: String, help: String| {
         let span = ref_span(c, path, r);
@@ -127,7 +140,11 @@ fn check_ref(
                 return None;
             };
             let Some(&dep) = p.index.get(id) else {
-                let help = did_you_mean(id, p.index.keys().map(String::as_str));
+                let help = if suggest {
+                    did_you_mean(id, p.index.keys().map(String::as_str))
+                } else {
+                    "check the step id against the pipeline's `steps:`".into()
+                };
                 err(format!("unknown step `{id}` in `{r}`"), help);
                 return None;
             };

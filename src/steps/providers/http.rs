@@ -1,5 +1,6 @@
 //! `http`: any HTTP request. Not paid. The CometAPI key is added only when the URL is on
-//! `COMETAPI_BASE_URL`'s host (a relative path counts as that host), never elsewhere.
+//! `COMETAPI_BASE_URL`'s origin (same scheme, host and port; a relative path counts as that
+//! origin), never elsewhere.
 //!
 //! Hand-written because any request is allowed: the URL, method and body are the step's.
 
@@ -18,13 +19,14 @@ pub(super) async fn run(
     with: Map<String, Json>,
 ) -> Result<Json, StepError> {
     let url = api.url(required_str(spec, &with, "url")?);
-    let http = api.http()?;
     let method_name = with.get("method").and_then(Json::as_str).unwrap_or("GET").to_ascii_uppercase();
     let method = Method::from_bytes(method_name.as_bytes()).map_err(|_| {
         StepError::fatal(format!("`{method_name}` is not an HTTP method; write e.g. `method: POST`"))
     })?;
     let call = if matches!(method, Method::GET | Method::HEAD) { Call::Read } else { Call::Submit };
     let key = if api.is_comet(&url) { api.endpoint.key.clone() } else { None };
+    // With the key, the client that never follows a redirect off CometAPI's origin.
+    let http = if key.is_some() { api.http()? } else { api.plain_http()? };
     let headers: Map<String, Json> =
         with.get("headers").and_then(Json::as_object).cloned().unwrap_or_default();
     let what = format!("`{method} {}`", crate::api::path_of(&url));
