@@ -26,6 +26,7 @@ pub mod syntax;
 pub mod template;
 pub mod validate;
 pub mod watch;
+pub mod worker;
 
 use std::path::Path;
 

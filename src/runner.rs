@@ -37,11 +37,11 @@ pub async fn launch(l: Launch) -> Result<RunRecord, Failure> {
     let pipeline = l.plan.pipeline.clone();
     let state = crate::store::state_dir();
     let store_err = |e: crate::store::StoreError| Failure::Environment(e.to_string());
-    let db = crate::store::Db::open(&state).map_err(store_err)?;
+    let store = crate::store::Store::open().map_err(store_err)?;
     let (run_id, run_dir, prior) = match &l.resume {
         Some(id) => {
-            let prior = crate::store::resume::prior(&db, id).map_err(store_err)?;
-            crate::store::runs::resume(&db, id).map_err(store_err)?;
+            let prior = store.prior(id).map_err(store_err)?;
+            store.resume(id).map_err(store_err)?;
             let dir = crate::store::create_run_dir(&state, id).map_err(|e| unwritable(&state, &e))?;
             (id.clone(), dir, Some(prior))
         }
@@ -52,8 +52,7 @@ pub async fn launch(l: Launch) -> Result<RunRecord, Failure> {
                 std::path::absolute(&pipeline.source.path).unwrap_or_else(|_| pipeline.source.path.clone());
             let file = file.display().to_string();
             let dir_text = dir.display().to_string();
-            crate::store::runs::begin(&db, &id, &pipeline.name, &file, &l.inputs, &dir_text)
-                .map_err(store_err)?;
+            store.begin(&id, &pipeline.name, &file, &l.inputs, &dir_text).map_err(store_err)?;
             (id, dir, None)
         }
     };
@@ -75,19 +74,14 @@ pub async fn launch(l: Launch) -> Result<RunRecord, Failure> {
     let options = RunOptions {
         env: template_env(&pipeline.env),
         concurrency,
-        journal: Arc::new(crate::store::RunJournal { db: db.clone(), run_id: run_id.clone() }),
-        cache: Some(Arc::new(crate::store::StoreCache {
-            db: db.clone(),
-            run_id: run_id.clone(),
-            read: !l.fresh,
-            backend: l.backend,
-        })),
+        journal: store.journal(&run_id),
+        cache: Some(store.cache(&run_id, !l.fresh, l.backend)),
         resumed: prior.is_some(),
         prior: prior.unwrap_or_default(),
         ..RunOptions::new(run_id, run_dir.clone(), l.inputs, l.cancel)
     };
     let record = crate::engine::execute(l.plan, options, tx).await;
-    if let Err(e) = crate::store::runs::finish(&db, &record) {
+    if let Err(e) = store.finish(&record) {
         eprintln!("warning: cannot record the end of run `{}`: {e}", record.run_id);
     }
     announce.abort();
@@ -110,7 +104,7 @@ fn unwritable(state: &std::path::Path, e: &std::io::Error) -> Failure {
 }
 
 /// `env.NAME` for the names the pipeline lists, plus every `COMETFLOW_*` variable.
-fn template_env(listed: &IndexMap<String, Option<String>>) -> IndexMap<String, String> {
+pub(crate) fn template_env(listed: &IndexMap<String, Option<String>>) -> IndexMap<String, String> {
     let mut env = IndexMap::new();
     for (name, default) in listed {
         if let Some(v) = std::env::var(name).ok().or_else(|| default.clone()) {

@@ -6,8 +6,8 @@ use clap::{Args, Subcommand};
 
 use crate::error::{Failure, Outcome};
 use crate::store::history::{self, StepRow};
-use crate::store::runs::{self, RunRow};
-use crate::store::Db;
+use crate::store::runs::RunRow;
+use crate::store::Store;
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -36,17 +36,17 @@ pub enum RunsCommand {
 }
 
 pub fn runs(args: RunsArgs) -> Outcome {
-    let db = Db::open(&crate::store::state_dir()).map_err(|e| Failure::Environment(e.to_string()))?;
+    let db = Store::open().map_err(|e| Failure::Environment(e.to_string()))?;
     let text = match args.show {
-        None => runs::list(&db, args.limit).map(|list| list_table(&list)),
+        None => db.list(args.limit).map(|list| list_table(&list)),
         Some(RunsCommand::Show { run }) => {
-            let found = if run == "last" { runs::latest(&db, None) } else { runs::find(&db, &run) };
+            let found = if run == "last" { db.latest(None) } else { db.find(&run) };
             match found {
                 Ok(Some(row)) => show(&db, &row),
                 Ok(None) => {
                     return Err(Failure::Invalid(format!(
                         "there is no run `{run}` in `{}`; list runs with `cometflow runs`",
-                        db.path().display()
+                        db.describe()
                     )))
                 }
                 Err(e) => Err(e),
@@ -119,9 +119,9 @@ fn label(step: &str, item: Option<usize>) -> String {
     }
 }
 
-fn show(db: &std::sync::Arc<Db>, run: &RunRow) -> Result<String, crate::store::StoreError> {
-    let steps = history::steps(db, &run.id)?;
-    let tasks = history::tasks(db, &run.id)?;
+fn show(db: &Store, run: &RunRow) -> Result<String, crate::store::StoreError> {
+    let steps = db.steps(&run.id)?;
+    let tasks = db.tasks(&run.id)?;
     let mut out = format!("run {}  pipeline `{}`  {}\n", run.id, run.pipeline, run.shown_status());
     out.push_str(&format!(
         "  started {}, took {}, {} paid calls, {} tasks{}\n  file {}\n  folder {}\n  inputs {}\n\n",
