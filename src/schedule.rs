@@ -4,6 +4,7 @@
 //! The cron evaluator and the daemon's decisions are pure functions of instants, so they
 //! are tested without waiting; only `daemon` reads the clock and sleeps.
 
+pub(crate) mod clock;
 pub mod cron;
 pub mod daemon;
 pub mod policy;

@@ -212,3 +212,47 @@ fn run_runs_and_resume_work_on_a_postgres_store() {
     assert_eq!(resumed.code, 2, "{}", resumed.stderr);
     assert!(resumed.stderr.contains("already succeeded"), "{}", resumed.stderr);
 }
+
+/// Two schedulers over one pipeline due every minute, on a test clock that runs 30 times
+/// faster (a cron minute every 2 s): each due time is queued once, and killing one
+/// scheduler leaves the other queuing the next one.
+#[test]
+fn two_schedulers_queue_each_due_time_once_and_survive_one_dying() {
+    let Some(fleet) = Fleet::start("") else { return };
+    let yaml = r#"
+name: minutely
+on:
+  schedule:
+    - cron: "* * * * *"
+      timezone: UTC
+steps:
+  a:
+    uses: value
+    with: { x: 1 }
+"#;
+    // Virtual 00:00:30 now; due at 00:01, 00:02, 00:03 = real +1 s, +3 s, +5 s.
+    let anchor = jiff::Timestamp::now().as_millisecond();
+    let clock = format!("{anchor},2030-01-01T00:00:30Z,30");
+    // Each machine keeps its folder (and pipeline file) for as long as its scheduler runs.
+    let scheduler = || {
+        let t = fleet.machine(yaml).env("COMETFLOW_TEST_CLOCK", &clock).args(&["schedule", "pipeline.yaml"]);
+        let mut s = Running::start(&t);
+        s.expect_line("next run of `minutely`", Duration::from_secs(20));
+        (t, s)
+    };
+    let (_ta, a) = scheduler();
+    let (_tb, mut b) = scheduler();
+    let _w = fleet.worker("w1", "5s");
+    let since = |ms: i64| {
+        let left = anchor + ms - jiff::Timestamp::now().as_millisecond();
+        std::thread::sleep(Duration::from_millis(left.max(0) as u64));
+    };
+    since(4_000);
+    kill(&a, libc::SIGKILL);
+    b.expect_line("2030-01-01T00:03:00Z", Duration::from_secs(10));
+    since(6_000);
+    kill(&b, libc::SIGKILL);
+    std::thread::sleep(Duration::from_millis(500));
+    let list = fleet.machine("").then(&["runs", "--limit", "50"]);
+    assert_eq!(list.stdout.matches("minutely").count(), 3, "{}", list.stdout);
+}
