@@ -49,6 +49,8 @@ pub struct RunOptions {
     pub prior: Prior,
     /// This run continues an interrupted one (`--resume`); said so in its record.
     pub resumed: bool,
+    /// Family limits counted across a fleet of workers (`None`: in this process only).
+    pub fleet: Option<Arc<dyn hooks::FleetSlots>>,
 }
 
 impl RunOptions {
@@ -70,6 +72,7 @@ impl RunOptions {
             cache: None,
             prior: Prior::default(),
             resumed: false,
+            fleet: None,
         }
     }
 }
@@ -93,6 +96,7 @@ struct Shared {
     journal: Arc<dyn Journal>,
     cache: Option<Arc<dyn Cache>>,
     prior: Prior,
+    fleet: Option<Arc<dyn hooks::FleetSlots>>,
 }
 
 /// Finished steps as templates see them: `steps.<id>.outputs` and `.status`.
@@ -146,6 +150,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions, events: EventTx) -> RunR
         journal: opts.journal.clone(),
         cache: opts.cache.clone(),
         prior: opts.prior.clone(),
+        fleet: opts.fleet.clone(),
         plan,
     });
 

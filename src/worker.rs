@@ -28,6 +28,7 @@ use crate::plan::Plan;
 use crate::steps::Registry;
 use crate::store::pg::journal::{PgCache, PgJournal};
 use crate::store::pg::queue::{self, Claim, Lease};
+use crate::store::pg::slots::PgSlots;
 use crate::store::pg::{runs, Pg};
 
 /// How a worker runs.
@@ -80,10 +81,10 @@ pub async fn work(pg: Arc<Pg>, opts: WorkerOptions, shutdown: CancellationToken)
                     let why = Arc::new(AtomicU8::new(RUNNING));
                     let h = Held { epoch: claim.epoch, stop: stop.clone(), why: why.clone() };
                     held.lock().unwrap_or_else(|p| p.into_inner()).insert(claim.id.clone(), h);
-                    let (pg, held, name) = (pg.clone(), held.clone(), opts.name.clone());
+                    let (pg, held, name, lease) = (pg.clone(), held.clone(), opts.name.clone(), opts.lease);
                     running.spawn(async move {
                         let id = claim.id.clone();
-                        hold(pg, claim, stop, why, &name).await;
+                        hold(pg, claim, stop, why, &name, lease).await;
                         held.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
                     });
                 }
@@ -161,7 +162,14 @@ async fn heartbeat(pg: Arc<Pg>, opts: WorkerOptions, held: HeldRuns, cancels: Ar
 }
 
 /// Runs one claimed run to its end and records it (unless it was lost or handed back).
-async fn hold(pg: Arc<Pg>, claim: Claim, stop: CancellationToken, why: Arc<AtomicU8>, worker: &str) {
+async fn hold(
+    pg: Arc<Pg>,
+    claim: Claim,
+    stop: CancellationToken,
+    why: Arc<AtomicU8>,
+    worker: &str,
+    lease: Duration,
+) {
     let (id, epoch) = (claim.id.clone(), claim.epoch);
     let resumed = epoch > 1;
     eprintln!(
@@ -213,6 +221,7 @@ async fn hold(pg: Arc<Pg>, claim: Claim, stop: CancellationToken, why: Arc<Atomi
         cache: Some(cache),
         resumed,
         prior,
+        fleet: Some(Arc::new(PgSlots { pg: pg.clone(), holder: format!("{id}#{epoch}"), lease })),
         ..RunOptions::new(id.clone(), run_dir.clone(), claim.inputs.clone(), stop.clone())
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

@@ -256,3 +256,19 @@ steps:
     let list = fleet.machine("").then(&["runs", "--limit", "50"]);
     assert_eq!(list.stdout.matches("minutely").count(), 3, "{}", list.stdout);
 }
+
+/// `limits: kling: { concurrency: 1 }` across three workers each holding a run: one Kling
+/// task in flight at a time in the whole fleet.
+#[test]
+fn family_limits_hold_across_the_fleet() {
+    let Some(fleet) = Fleet::start("task_time=700ms") else { return };
+    let yaml = CLIP.replace("name: clip\n", "name: clip\nlimits:\n  kling: { concurrency: 1 }\n");
+    let ids: Vec<String> = (0..3).map(|i| fleet.submit_with(&yaml, &["-i", &format!("shot={i}")])).collect();
+    let _workers: Vec<Running> = ["w1", "w2", "w3"].iter().map(|n| fleet.worker(n, "5s")).collect();
+    for id in &ids {
+        fleet.wait_status(id, "succeeded", Duration::from_secs(60));
+    }
+    let stats = fleet.sim.stats();
+    assert_eq!(stats["families"]["kling"]["submits"], 3, "{stats}");
+    assert_eq!(stats["families"]["kling"]["max_in_flight"], 1, "{stats}");
+}

@@ -9,6 +9,7 @@
 pub mod journal;
 pub mod queue;
 pub mod runs;
+pub mod slots;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -63,6 +64,15 @@ impl Pg {
     fn handle(&self) -> &tokio::runtime::Handle {
         // `rt` is `None` only while dropping.
         self.rt.as_ref().map(|rt| rt.handle()).expect("the runtime lives as long as the store")
+    }
+
+    /// Runs `f` on the store's runtime (it outlives the caller's task).
+    pub fn spawn<F>(&self, f: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle().spawn(f)
     }
 
     /// Waits for `f` from synchronous code, inside or outside a (multi-thread) runtime.
