@@ -7,6 +7,7 @@
 //! the sibling files (`runs`, `journal`, `queue`).
 
 pub mod journal;
+pub mod paths;
 pub mod queue;
 pub mod runs;
 pub mod slots;
@@ -29,6 +30,8 @@ pub type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 /// An open PostgreSQL store.
 pub struct Pg {
     pub(crate) url: String,
+    /// This machine's artifacts folder: paths under it are stored relative (see `paths`).
+    pub(crate) artifacts: std::path::PathBuf,
     rt: Option<tokio::runtime::Runtime>,
     client: tokio::sync::Mutex<Option<Arc<Client>>>,
 }
@@ -51,7 +54,9 @@ impl Pg {
             .enable_all()
             .build()
             .map_err(|e| StoreError(format!("cannot start the PostgreSQL client: {e}")))?;
-        let pg = Arc::new(Pg { url: url.to_owned(), rt: Some(rt), client: tokio::sync::Mutex::new(None) });
+        let artifacts = super::runs_root(&super::state_dir());
+        let client = tokio::sync::Mutex::new(None);
+        let pg = Arc::new(Pg { url: url.to_owned(), artifacts, rt: Some(rt), client });
         pg.block(migrations::apply(&pg))?;
         Ok(pg)
     }

@@ -67,7 +67,7 @@ impl PgJournal {
     }
 
     fn write_step(&self, step: &str, item: i64, r: &StepRecord) -> Result<u64, StoreError> {
-        let outputs = r.outputs.to_string();
+        let outputs = super::paths::store(&r.outputs, &self.pg.artifacts).to_string();
         let attempts = r.attempts as i32;
         let (started, finished) = (r.started_at.map(|t| t.to_string()), r.finished_at.map(|t| t.to_string()));
         self.pg.execute_sync(
@@ -207,7 +207,8 @@ impl Cache for PgCache {
         let rows = self.pg.query_sync("SELECT step_dir, outputs FROM cache WHERE key = $1", &[&key]).ok()?;
         let r = rows.first()?;
         let (old_dir, outputs): (String, String) = (r.get(0), r.get(1));
-        let outputs: Json = serde_json::from_str(&outputs).ok()?;
+        let old_dir = super::paths::load_str(&old_dir, &self.pg.artifacts);
+        let outputs = super::paths::load(&serde_json::from_str(&outputs).ok()?, &self.pg.artifacts);
         crate::store::cache::relocate(&outputs, Path::new(&old_dir), step_dir)
     }
 
@@ -220,8 +221,8 @@ impl Cache for PgCache {
                 &key,
                 &kind,
                 &self.run_id,
-                &step_dir.display().to_string(),
-                &outputs.to_string(),
+                &super::paths::store_str(&step_dir.display().to_string(), &self.pg.artifacts),
+                &super::paths::store(outputs, &self.pg.artifacts).to_string(),
                 &Timestamp::now().to_string(),
             ],
         );

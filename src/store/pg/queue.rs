@@ -41,6 +41,7 @@ pub struct Submission<'a> {
 pub async fn submit(pg: &Pg, s: &Submission<'_>) -> Result<bool, StoreError> {
     let inputs = serde_json::to_string(s.inputs).unwrap_or_else(|_| "{}".into());
     let concurrency = s.concurrency.map(|c| c as i32);
+    let run_dir = super::paths::store_str(s.run_dir, &pg.artifacts);
     let n = pg
         .execute(
             "INSERT INTO runs (id, pipeline, pipeline_file, status, started_at, inputs, run_dir, pipeline_text,
@@ -52,7 +53,7 @@ pub async fn submit(pg: &Pg, s: &Submission<'_>) -> Result<bool, StoreError> {
                 &s.file,
                 &Timestamp::now().to_string(),
                 &inputs,
-                &s.run_dir,
+                &run_dir,
                 &s.text,
                 &concurrency,
                 &s.due_key,
@@ -103,13 +104,13 @@ pub async fn claim(pg: &Pg, worker: &str, lease: Duration) -> Result<Option<Clai
         )
         .await?;
     Ok(rows.first().map(|r| Claim {
+        run_dir: super::paths::load_str(r.get(6), &pg.artifacts),
         id: r.get(0),
         epoch: r.get(1),
         pipeline: r.get(2),
         file: r.get(3),
         text: r.get(4),
         inputs: serde_json::from_str(r.get::<_, &str>(5)).unwrap_or_default(),
-        run_dir: r.get(6),
         concurrency: r.get::<_, Option<i32>>(7).map(|c| c.max(1) as usize),
         cancel_requested: r.get(8),
         waited: Duration::from_secs_f64(r.get::<_, f64>(9)),
@@ -201,7 +202,8 @@ pub async fn cancel(pg: &Pg, id: &str) -> Result<Cancelled, StoreError> {
 /// The status and (once ended) record of a run, for `submit --wait`.
 pub async fn state(pg: &Pg, id: &str) -> Result<Option<(String, Option<String>)>, StoreError> {
     let rows = pg.query("SELECT status, record FROM runs WHERE id = $1", &[&id]).await?;
-    Ok(rows.first().map(|r| (r.get(0), r.get(1))))
+    let load = |t: String| super::paths::load_text(&t, &pg.artifacts);
+    Ok(rows.first().map(|r| (r.get(0), r.get::<_, Option<String>>(1).map(load))))
 }
 
 pub async fn register(pg: &Pg, name: &str, concurrency: usize, lease: Duration) -> Result<(), StoreError> {

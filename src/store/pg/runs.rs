@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use serde_json::Value as Json;
 use tokio_postgres::Row;
 
-use super::Pg;
+use super::{paths, Pg};
 use crate::engine::events::Status;
 use crate::engine::hooks::Prior;
 use crate::engine::{RunRecord, StepRecord};
@@ -21,7 +21,7 @@ use crate::store::StoreError;
 const COLUMNS: &str = "id, pipeline, pipeline_file, status, started_at, finished_at, inputs, run_dir, pid,
     resumes, paid_calls, (SELECT COUNT(*) FROM tasks t WHERE t.run_id = runs.id)";
 
-fn row(r: &Row) -> RunRow {
+fn row(pg: &Pg, r: &Row) -> RunRow {
     let inputs: String = r.get(6);
     RunRow {
         id: r.get(0),
@@ -31,7 +31,7 @@ fn row(r: &Row) -> RunRow {
         started_at: r.get(4),
         finished_at: r.get(5),
         inputs: serde_json::from_str(&inputs).unwrap_or_default(),
-        run_dir: r.get(7),
+        run_dir: paths::load_str(r.get(7), &pg.artifacts),
         pid: r.get::<_, Option<i32>>(8).map(|p| p as u32),
         resumes: r.get::<_, i32>(9).max(0) as u32,
         paid_calls: r.get::<_, i64>(10).max(0) as u64,
@@ -50,6 +50,7 @@ pub fn begin(
 ) -> Result<(), StoreError> {
     let inputs = serde_json::to_string(inputs).unwrap_or_else(|_| "{}".into());
     let pid = std::process::id() as i32;
+    let run_dir = paths::store_str(run_dir, &pg.artifacts);
     pg.execute_sync(
         "INSERT INTO runs (id, pipeline, pipeline_file, status, started_at, inputs, run_dir, pid)
          VALUES ($1, $2, $3, 'running', $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
@@ -70,8 +71,9 @@ pub fn resume(pg: &Pg, id: &str) -> Result<(), StoreError> {
 /// Records how a run ended, unless another holder took the run over (`epoch` fences it).
 /// Returns whether the row was written.
 pub fn finish(pg: &Pg, record: &RunRecord, status: &str, epoch: i64) -> Result<bool, StoreError> {
-    let outputs = serde_json::to_string(&record.outputs).unwrap_or_else(|_| "{}".into());
-    let mut json = serde_json::to_value(record).unwrap_or_default();
+    let outputs =
+        paths::store(&serde_json::to_value(&record.outputs).unwrap_or_default(), &pg.artifacts).to_string();
+    let mut json = paths::store(&serde_json::to_value(record).unwrap_or_default(), &pg.artifacts);
     json["status"] = Json::from(status);
     let paid = record.paid_calls as i64;
     let n = pg.execute_sync(
@@ -93,7 +95,7 @@ pub fn finish(pg: &Pg, record: &RunRecord, status: &str, epoch: i64) -> Result<b
 
 pub fn find(pg: &Pg, id: &str) -> Result<Option<RunRow>, StoreError> {
     let rows = pg.query_sync(&format!("SELECT {COLUMNS} FROM runs WHERE id = $1"), &[&id])?;
-    Ok(rows.first().map(row))
+    Ok(rows.first().map(|r| row(pg, r)))
 }
 
 pub fn latest(pg: &Pg, pipeline: Option<&str>) -> Result<Option<RunRow>, StoreError> {
@@ -103,19 +105,20 @@ pub fn latest(pg: &Pg, pipeline: Option<&str>) -> Result<Option<RunRow>, StoreEr
         ),
         &[&pipeline],
     )?;
-    Ok(rows.first().map(row))
+    Ok(rows.first().map(|r| row(pg, r)))
 }
 
 pub fn list(pg: &Pg, limit: usize) -> Result<Vec<RunRow>, StoreError> {
     let limit = limit as i64;
     let rows = pg.query_sync(&format!("SELECT {COLUMNS} FROM runs ORDER BY seq DESC LIMIT $1"), &[&limit])?;
-    Ok(rows.iter().map(row).collect())
+    Ok(rows.iter().map(|r| row(pg, r)).collect())
 }
 
 /// The finished run's record (what `run --json` printed), once it has ended.
 pub fn record(pg: &Pg, id: &str) -> Result<Option<Json>, StoreError> {
     let rows = pg.query_sync("SELECT record FROM runs WHERE id = $1", &[&id])?;
-    Ok(rows.first().and_then(|r| r.get::<_, Option<String>>(0)).and_then(|s| serde_json::from_str(&s).ok()))
+    let text = rows.first().and_then(|r| r.get::<_, Option<String>>(0));
+    Ok(text.and_then(|s| serde_json::from_str(&s).ok()).map(|v| paths::load(&v, &pg.artifacts)))
 }
 
 pub fn steps(pg: &Pg, run_id: &str) -> Result<Vec<StepRow>, StoreError> {
@@ -133,7 +136,7 @@ pub fn steps(pg: &Pg, run_id: &str) -> Result<Vec<StepRow>, StoreError> {
             status: r.get(3),
             attempts: r.get::<_, i32>(4).max(0) as u32,
             cached: r.get(5),
-            outputs: r.get(6),
+            outputs: paths::load_text(r.get(6), &pg.artifacts),
             error: r.get(7),
         })
         .collect())
@@ -179,7 +182,7 @@ pub fn prior(pg: &Pg, id: &str) -> Result<Prior, StoreError> {
                 (Some(s), Some(f)) => s.duration_until(f).unsigned_abs(),
                 _ => Duration::ZERO,
             },
-            outputs: serde_json::from_str(&outputs).unwrap_or_default(),
+            outputs: paths::load(&serde_json::from_str(&outputs).unwrap_or_default(), &pg.artifacts),
             error: r.get(6),
             needs: Vec::new(),
             environment: false,
