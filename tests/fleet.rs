@@ -220,8 +220,8 @@ fn run_runs_and_resume_work_on_a_postgres_store() {
     assert!(resumed.stderr.contains("already succeeded"), "{}", resumed.stderr);
 }
 
-/// Two schedulers over one pipeline due every minute, on a test clock that runs 30 times
-/// faster (a cron minute every 2 s): each due time is queued once, and killing one
+/// Two schedulers over one pipeline due every minute, on a test clock that runs 20 times
+/// faster (a cron minute every 3 s): each due time is queued once, and killing one
 /// scheduler leaves the other queuing the next one.
 #[test]
 fn two_schedulers_queue_each_due_time_once_and_survive_one_dying() {
@@ -237,9 +237,10 @@ steps:
     uses: value
     with: { x: 1 }
 "#;
-    // Virtual 00:00:30 now; due at 00:01, 00:02, 00:03 = real +1 s, +3 s, +5 s.
+    // Virtual 00:00:00 now; due at 00:01, 00:02, 00:03 = real +3 s, +6 s, +9 s. Only one
+    // scheduler needs to be up by the first.
     let anchor = jiff::Timestamp::now().as_millisecond();
-    let clock = format!("{anchor},2030-01-01T00:00:30Z,30");
+    let clock = format!("{anchor},2030-01-01T00:00:00Z,20");
     // Each machine keeps its folder (and pipeline file) for as long as its scheduler runs.
     let scheduler = || {
         let t = fleet.machine(yaml).env("COMETFLOW_TEST_CLOCK", &clock).args(&["schedule", "pipeline.yaml"]);
@@ -254,10 +255,10 @@ steps:
         let left = anchor + ms - jiff::Timestamp::now().as_millisecond();
         std::thread::sleep(Duration::from_millis(left.max(0) as u64));
     };
-    since(4_000);
+    since(7_500);
     kill(&a, libc::SIGKILL);
     b.expect_line("2030-01-01T00:03:00Z", Duration::from_secs(10));
-    since(6_000);
+    since(10_500);
     kill(&b, libc::SIGKILL);
     std::thread::sleep(Duration::from_millis(500));
     let list = fleet.machine("").then(&["runs", "--limit", "50"]);
