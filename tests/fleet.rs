@@ -280,3 +280,36 @@ fn family_limits_hold_across_the_fleet() {
     assert_eq!(stats["families"]["kling"]["submits"], 3, "{stats}");
     assert_eq!(stats["families"]["kling"]["max_in_flight"], 1, "{stats}");
 }
+
+/// `run` on a PostgreSQL store holds its run under a short lease: killed, the run shows
+/// `interrupted` soon after and `--resume last` finishes it without paying twice.
+#[test]
+fn a_killed_run_on_postgres_is_interrupted_and_resumes_without_paying_twice() {
+    let Some(fleet) = Fleet::start("task_time=2s") else { return };
+    let t = fleet.machine(CLIP).args(&["run", "pipeline.yaml"]);
+    let run = Running::start(&t);
+    fleet.sim.wait_for_tasks(1, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(300));
+    let live = t.then(&["runs", "show", "last"]);
+    assert!(live.stdout.lines().next().unwrap_or_default().ends_with("running"), "{}", live.stdout);
+    let refused = t.then(&["run", "pipeline.yaml", "--resume", "last"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    run.signal(libc::SIGKILL);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !t
+        .then(&["runs", "show", "last"])
+        .stdout
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .ends_with("interrupted")
+    {
+        assert!(Instant::now() < deadline, "the killed run never showed `interrupted`");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let resumed = t.then(&["run", "pipeline.yaml", "--resume", "last"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!(fleet.sim.submits("kling"), 1, "{}", fleet.sim.stats());
+    let show = t.then(&["runs", "show", "last"]);
+    assert!(show.stdout.lines().next().unwrap_or_default().ends_with("succeeded"), "{}", show.stdout);
+}

@@ -34,6 +34,8 @@ pub struct Pg {
     pub(crate) artifacts: std::path::PathBuf,
     rt: Option<tokio::runtime::Runtime>,
     client: tokio::sync::Mutex<Option<Arc<Client>>>,
+    /// Lease renewals of the runs this process runs itself (`run`, not a worker).
+    pub(crate) keepalive: std::sync::Mutex<std::collections::HashMap<String, tokio::task::JoinHandle<()>>>,
 }
 
 impl Drop for Pg {
@@ -56,7 +58,8 @@ impl Pg {
             .map_err(|e| StoreError(format!("cannot start the PostgreSQL client: {e}")))?;
         let artifacts = super::runs_root(&super::state_dir());
         let client = tokio::sync::Mutex::new(None);
-        let pg = Arc::new(Pg { url: url.to_owned(), artifacts, rt: Some(rt), client });
+        let keepalive = Default::default();
+        let pg = Arc::new(Pg { url: url.to_owned(), artifacts, rt: Some(rt), client, keepalive });
         pg.block(migrations::apply(&pg))?;
         Ok(pg)
     }

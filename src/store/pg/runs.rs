@@ -3,6 +3,7 @@
 //!
 //! It owns these queries; it must not know how runs execute nor who holds them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use indexmap::IndexMap;
@@ -18,7 +19,10 @@ use crate::store::history::{StepRow, TaskRow};
 use crate::store::runs::RunRow;
 use crate::store::StoreError;
 
-const COLUMNS: &str = "id, pipeline, pipeline_file, status, started_at, finished_at, inputs, run_dir, pid,
+/// A run whose holder's lease ran out is shown `interrupted` (and may be resumed).
+const COLUMNS: &str = "id, pipeline, pipeline_file,
+    CASE WHEN status = 'running' AND (lease_until IS NULL OR lease_until < now()) THEN 'interrupted' ELSE status END,
+    started_at, finished_at, inputs, run_dir, pid,
     resumes, paid_calls, (SELECT COUNT(*) FROM tasks t WHERE t.run_id = runs.id)";
 
 fn row(pg: &Pg, r: &Row) -> RunRow {
@@ -40,8 +44,32 @@ fn row(pg: &Pg, r: &Row) -> RunRow {
     }
 }
 
+/// How long a run started by `run` stays its process's without a renewal; renewed every
+/// third of it, so a killed `run` shows `interrupted` (and can be resumed) soon after.
+const LOCAL_LEASE: Duration = Duration::from_secs(6);
+
+/// Renews the lease on run `id` until `finish`.
+fn keep_alive(pg: &Arc<Pg>, id: &str) {
+    let (pg2, id2) = (pg.clone(), id.to_owned());
+    let task = pg.spawn(async move {
+        let secs = LOCAL_LEASE.as_secs_f64();
+        loop {
+            tokio::time::sleep(LOCAL_LEASE / 3).await;
+            let sql = "UPDATE runs SET lease_until = now() + make_interval(secs => $2) WHERE id = $1 AND lease_epoch = 0";
+            let _ = pg2.execute(sql, &[&id2, &secs]).await;
+        }
+    });
+    if let Some(old) = pg.keepalive.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_owned(), task) {
+        old.abort();
+    }
+}
+
+fn local_owner() -> String {
+    format!("run:{}", std::process::id())
+}
+
 pub fn begin(
-    pg: &Pg,
+    pg: &Arc<Pg>,
     id: &str,
     pipeline: &str,
     file: &str,
@@ -52,25 +80,46 @@ pub fn begin(
     let pid = std::process::id() as i32;
     let run_dir = paths::store_str(run_dir, &pg.artifacts);
     pg.execute_sync(
-        "INSERT INTO runs (id, pipeline, pipeline_file, status, started_at, inputs, run_dir, pid)
-         VALUES ($1, $2, $3, 'running', $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
-        &[&id, &pipeline, &file, &Timestamp::now().to_string(), &inputs, &run_dir, &pid],
-    )
-    .map(drop)
+        "INSERT INTO runs (id, pipeline, pipeline_file, status, started_at, inputs, run_dir, pid, lease_owner,
+                           lease_until)
+         VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, now() + make_interval(secs => $9))
+         ON CONFLICT (id) DO NOTHING",
+        &[
+            &id,
+            &pipeline,
+            &file,
+            &Timestamp::now().to_string(),
+            &inputs,
+            &run_dir,
+            &pid,
+            &local_owner(),
+            &LOCAL_LEASE.as_secs_f64(),
+        ],
+    )?;
+    keep_alive(pg, id);
+    Ok(())
 }
 
-pub fn resume(pg: &Pg, id: &str) -> Result<(), StoreError> {
+/// Takes a run over in this process. Epoch 0 fences out any worker that held it, and a
+/// run resumed by hand is no longer the workers' to claim.
+pub fn resume(pg: &Arc<Pg>, id: &str) -> Result<(), StoreError> {
     let pid = std::process::id() as i32;
     pg.execute_sync(
-        "UPDATE runs SET status = 'running', pid = $2, resumes = resumes + 1, finished_at = NULL WHERE id = $1",
-        &[&id, &pid],
-    )
-    .map(drop)
+        "UPDATE runs SET status = 'running', pid = $2, resumes = resumes + 1, finished_at = NULL,
+            lease_owner = $3, lease_until = now() + make_interval(secs => $4), lease_epoch = 0, pipeline_text = NULL
+         WHERE id = $1",
+        &[&id, &pid, &local_owner(), &LOCAL_LEASE.as_secs_f64()],
+    )?;
+    keep_alive(pg, id);
+    Ok(())
 }
 
 /// Records how a run ended, unless another holder took the run over (`epoch` fences it).
 /// Returns whether the row was written.
 pub fn finish(pg: &Pg, record: &RunRecord, status: &str, epoch: i64) -> Result<bool, StoreError> {
+    if let Some(task) = pg.keepalive.lock().unwrap_or_else(|p| p.into_inner()).remove(&record.run_id) {
+        task.abort();
+    }
     let outputs =
         paths::store(&serde_json::to_value(&record.outputs).unwrap_or_default(), &pg.artifacts).to_string();
     let mut json = paths::store(&serde_json::to_value(record).unwrap_or_default(), &pg.artifacts);
