@@ -143,7 +143,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions, events: EventTx) -> RunR
         results,
         slots: Arc::new(Semaphore::new(opts.concurrency.max(1))),
         families: pipeline.limits.iter().map(|(f, l)| (f.clone(), FamilyLimit::new(l))).collect(),
-        budget: Arc::new(Budget::new(pipeline.budget)),
+        budget: Arc::new(Budget::spent(pipeline.budget, opts.prior.paid_calls)),
         cancel: opts.cancel.clone(),
         sink: Arc::new(events.clone()),
         events,
@@ -190,7 +190,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions, events: EventTx) -> RunR
         outputs,
         steps: pipeline.steps.iter().map(|s| s.id.clone()).zip(records).collect(),
         resumed: opts.resumed,
-        paid_calls: shared.budget.used(),
+        paid_calls: shared.budget.used().saturating_sub(opts.prior.paid_calls),
     }
 }
 

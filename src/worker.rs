@@ -203,7 +203,15 @@ async fn hold(
         let _ = queue::fail(&pg, &id, epoch, "failed", &message).await;
         return;
     }
-    let prior = match resumed.then(|| runs::prior(&pg, &id)).transpose() {
+    let prior = match resumed
+        .then(|| {
+            Ok::<_, crate::store::StoreError>(crate::engine::hooks::Prior {
+                paid_calls: runs::tasks_submitted(&pg, &id)?,
+                ..runs::prior(&pg, &id)?
+            })
+        })
+        .transpose()
+    {
         Ok(p) => p.unwrap_or_default(),
         Err(e) => {
             eprintln!("warning: cannot read what run `{id}` already did ({e}); handing it back");
@@ -227,7 +235,10 @@ async fn hold(
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
     let started = Instant::now();
-    let record = crate::engine::execute(plan, options, tx).await;
+    let seed = options.prior.paid_calls;
+    let mut record = crate::engine::execute(plan, options, tx).await;
+    // The run's paid calls, the earlier holders' included.
+    record.paid_calls += seed;
     let _ = drain.await;
     let reason = if journal.lost() { LOST } else { why.load(Ordering::SeqCst) };
     match reason {

@@ -313,3 +313,36 @@ fn a_killed_run_on_postgres_is_interrupted_and_resumes_without_paying_twice() {
     let show = t.then(&["runs", "show", "last"]);
     assert!(show.stdout.lines().next().unwrap_or_default().ends_with("succeeded"), "{}", show.stdout);
 }
+
+/// `budget.calls: 1` and two Kling steps, the first killed mid-task with its worker: the
+/// worker taking over polls the first task (no new call) and refuses the second call, as
+/// one worker would have.
+#[test]
+fn the_call_budget_counts_what_a_dead_worker_paid() {
+    let Some(fleet) = Fleet::start("task_time=2s") else { return };
+    let yaml = r#"
+name: budgeted
+budget:
+  calls: 1
+steps:
+  first:
+    uses: kling.text2video
+    poll: { interval: 100ms, max_interval: 200ms }
+    with: { prompt: "one" }
+  second:
+    uses: kling.text2video
+    needs: [first]
+    poll: { interval: 100ms, max_interval: 200ms }
+    with: { prompt: "two" }
+"#;
+    let id = fleet.submit(yaml);
+    let w1 = fleet.worker("w1", "1s");
+    fleet.sim.wait_for_tasks(1, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(300));
+    kill(&w1, libc::SIGKILL);
+    let _w2 = fleet.worker("w2", "1s");
+    fleet.wait_status(&id, "failed", Duration::from_secs(30));
+    let show = fleet.machine("").then(&["runs", "show", &id]);
+    assert!(show.stdout.contains("budget exceeded"), "{}", show.stdout);
+    assert_eq!(fleet.sim.submits("kling"), 1, "{}", fleet.sim.stats());
+}

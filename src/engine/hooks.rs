@@ -60,6 +60,9 @@ pub struct Prior {
     pub units: HashMap<(String, Option<usize>), StepRecord>,
     /// Provider tasks submitted but never seen to finish: polled, not submitted again.
     pub tasks: HashMap<(String, Option<usize>), String>,
+    /// Paid calls already charged to `budget.calls` by an earlier holder of the run (a
+    /// worker that died); this run may make only what is left.
+    pub paid_calls: u64,
 }
 
 /// `limits:` concurrency shared beyond this process: with a fleet of workers, at most N of

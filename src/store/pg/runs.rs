@@ -251,3 +251,10 @@ pub fn prior(pg: &Pg, id: &str) -> Result<Prior, StoreError> {
     }
     Ok(prior)
 }
+
+/// The provider tasks run `id` submitted so far: what a worker that died had paid (it
+/// recorded each task, not its end), charged to `budget.calls` by the worker taking over.
+pub fn tasks_submitted(pg: &Pg, id: &str) -> Result<u64, StoreError> {
+    let rows = pg.query_sync("SELECT COUNT(*) FROM tasks WHERE run_id = $1", &[&id])?;
+    Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
+}
