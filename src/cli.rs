@@ -2,6 +2,7 @@
 
 mod balance;
 mod cache;
+mod cancel;
 mod completions;
 mod graph;
 mod init;
@@ -12,8 +13,10 @@ mod runs;
 mod schedule;
 mod schema;
 mod sim;
+mod submit;
 mod validate;
 mod watch;
+mod worker;
 
 use std::path::PathBuf;
 
@@ -49,6 +52,8 @@ Environment:
   COMETAPI_QUOTA_URL    where `balance` and `budget:` read the balance (default https://query.cometapi.com/user/quota)
   COMETFLOW_SIM         simulator settings for --simulate, e.g. task_time=200ms,fail_tasks=true
   COMETFLOW_STATE_DIR   where runs are kept (default .cometflow)
+  COMETFLOW_STORE       postgres://... to keep runs in PostgreSQL, shared by workers (or --store)
+  COMETFLOW_ARTIFACTS   where run folders go (default <state dir>/runs); shared by all workers
   RUST_LOG              tracing filter, e.g. cometflow=debug";
 
 #[derive(Debug, Parser)]
@@ -58,6 +63,10 @@ pub struct Cli {
     pub command: Command,
     #[command(flatten)]
     pub output: OutputArgs,
+    /// Where runs, results and the cache live: postgres://user:pass@host/db (shared by
+    /// every machine); unset = SQLite in the state directory
+    #[arg(long, global = true, value_name = "URL", env = "COMETFLOW_STORE", hide_env_values = true)]
+    pub store: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -109,6 +118,16 @@ pub enum Command {
     /// Print the account balance, spending and per-key quota
     #[command(after_help = balance::AFTER_HELP)]
     Balance(balance::BalanceArgs),
+    /// Claim and run queued runs from the shared store until stopped (PostgreSQL store)
+    #[command(after_help = worker::EXAMPLES)]
+    Worker(worker::WorkerArgs),
+    /// Queue a run for the workers and print its id (PostgreSQL store)
+    #[command(after_help = submit::EXAMPLES)]
+    Submit(submit::SubmitArgs),
+    /// Stop a queued or running run; it ends `cancelled` (PostgreSQL store)
+    Cancel(cancel::CancelArgs),
+    /// List live workers, their last heartbeat and the runs they hold (PostgreSQL store)
+    Workers,
     /// Print a shell completion script
     #[command(after_help = completions::AFTER_HELP)]
     Completions(completions::CompletionsArgs),
@@ -147,6 +166,10 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 }
 
 pub fn dispatch(cli: Cli) -> Outcome {
+    if let Some(url) = &cli.store {
+        // Read once by `store::Store::open`; set before any thread starts.
+        std::env::set_var("COMETFLOW_STORE", url);
+    }
     match cli.command {
         Command::Run(args) => run::run(args, &cli.output),
         Command::Validate(args) => validate::validate(args),
@@ -162,6 +185,10 @@ pub fn dispatch(cli: Cli) -> Outcome {
         Command::Init(args) => init::init(args),
         Command::Balance(args) => balance::balance(args),
         Command::Completions(args) => completions::completions(args),
+        Command::Worker(args) => worker::worker(args),
+        Command::Submit(args) => submit::submit(args),
+        Command::Cancel(args) => cancel::cancel(args),
+        Command::Workers => cancel::workers(),
     }
 }
 

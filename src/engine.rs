@@ -52,6 +52,8 @@ pub struct RunOptions {
     pub prior: Prior,
     /// This run continues an interrupted one (`--resume`); said so in its record.
     pub resumed: bool,
+    /// Family limits counted across a fleet of workers (`None`: in this process only).
+    pub fleet: Option<Arc<dyn hooks::FleetSlots>>,
 }
 
 impl RunOptions {
@@ -73,6 +75,7 @@ impl RunOptions {
             cache: None,
             prior: Prior::default(),
             resumed: false,
+            fleet: None,
         }
     }
 }
@@ -96,6 +99,7 @@ struct Shared {
     journal: Arc<dyn Journal>,
     cache: Option<Arc<dyn Cache>>,
     prior: Prior,
+    fleet: Option<Arc<dyn hooks::FleetSlots>>,
 }
 
 /// Finished steps as templates see them: `steps.<id>.outputs` and `.status`.
@@ -142,13 +146,14 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions, events: EventTx) -> RunR
         results,
         slots: Arc::new(Semaphore::new(opts.concurrency.max(1))),
         families: pipeline.limits.iter().map(|(f, l)| (f.clone(), FamilyLimit::new(l))).collect(),
-        budget: Arc::new(Budget::new(pipeline.budget)),
+        budget: Arc::new(Budget::spent(pipeline.budget, opts.prior.paid_calls)),
         cancel: opts.cancel.clone(),
         sink: Arc::new(events.clone()),
         events,
         journal: opts.journal.clone(),
         cache: opts.cache.clone(),
         prior: opts.prior.clone(),
+        fleet: opts.fleet.clone(),
         plan,
     });
 
@@ -188,7 +193,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions, events: EventTx) -> RunR
         outputs,
         steps: pipeline.steps.iter().map(|s| s.id.clone()).zip(records).collect(),
         resumed: opts.resumed,
-        paid_calls: shared.budget.used(),
+        paid_calls: shared.budget.used().saturating_sub(opts.prior.paid_calls),
     }
 }
 

@@ -27,6 +27,7 @@ pub mod template;
 pub mod trigger;
 pub mod validate;
 pub mod watch;
+pub mod worker;
 
 use std::path::Path;
 

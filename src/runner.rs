@@ -39,10 +39,10 @@ pub async fn launch(l: Launch) -> Result<RunRecord, Failure> {
     let pipeline = l.plan.pipeline.clone();
     let state = crate::store::state_dir();
     let store_err = |e: crate::store::StoreError| Failure::Environment(e.to_string());
-    let db = crate::store::Db::open(&state).map_err(store_err)?;
+    let store = crate::store::Store::open().map_err(store_err)?;
     let (run_id, run_dir, prior) = match &l.resume {
         Some(id) => {
-            match crate::store::runs::claim(&db, id).map_err(store_err)? {
+            match store.claim(id).map_err(store_err)? {
                 crate::store::runs::Claim::Ours => {}
                 crate::store::runs::Claim::Taken(pid) => {
                     return Err(Failure::Invalid(format!(
@@ -56,7 +56,7 @@ pub async fn launch(l: Launch) -> Result<RunRecord, Failure> {
                     )))
                 }
             }
-            let mut prior = crate::store::resume::prior(&db, id).map_err(store_err)?;
+            let mut prior = store.prior(id).map_err(store_err)?;
             prior.resubmit_unknown = l.resubmit_unknown;
             let dir = crate::store::create_run_dir(&state, id).map_err(|e| unwritable(&state, &e))?;
             (id.clone(), dir, Some(prior))
@@ -68,8 +68,7 @@ pub async fn launch(l: Launch) -> Result<RunRecord, Failure> {
                 std::path::absolute(&pipeline.source.path).unwrap_or_else(|_| pipeline.source.path.clone());
             let file = file.display().to_string();
             let dir_text = dir.display().to_string();
-            crate::store::runs::begin(&db, &id, &pipeline.name, &file, &l.inputs, &dir_text)
-                .map_err(store_err)?;
+            store.begin(&id, &pipeline.name, &file, &l.inputs, &dir_text).map_err(store_err)?;
             (id, dir, None)
         }
     };
@@ -88,25 +87,21 @@ pub async fn launch(l: Launch) -> Result<RunRecord, Failure> {
             let _ = tx.send(Event::Interrupting);
         })
     };
-    let journal = Arc::new(crate::store::RunJournal::new(db.clone(), run_id.clone()));
+    let journal = store.journal(&run_id);
     let options = RunOptions {
         env: template_env(&pipeline.env),
         concurrency,
         journal: journal.clone(),
-        cache: Some(Arc::new(crate::store::StoreCache {
-            db: db.clone(),
-            run_id: run_id.clone(),
-            read: !l.fresh,
-            backend: l.backend,
-        })),
+        cache: Some(store.cache(&run_id, !l.fresh, l.backend)),
         resumed: prior.is_some(),
         prior: prior.unwrap_or_default(),
         ..RunOptions::new(run_id, run_dir.clone(), l.inputs, l.cancel)
     };
     let record = crate::engine::execute(l.plan, options, tx).await;
     // Every row is written before the run is marked finished.
-    journal.close();
-    if let Err(e) = crate::store::runs::finish(&db, &record) {
+    journal.flush(true);
+    drop(journal);
+    if let Err(e) = store.finish(&record) {
         eprintln!("warning: cannot record the end of run `{}`: {e}", record.run_id);
     }
     announce.abort();
@@ -129,7 +124,7 @@ fn unwritable(state: &std::path::Path, e: &std::io::Error) -> Failure {
 }
 
 /// `env.NAME` for the names the pipeline lists, plus every `COMETFLOW_*` variable.
-fn template_env(listed: &IndexMap<String, Option<String>>) -> IndexMap<String, String> {
+pub(crate) fn template_env(listed: &IndexMap<String, Option<String>>) -> IndexMap<String, String> {
     let mut env = IndexMap::new();
     for (name, default) in listed {
         if let Some(v) = std::env::var(name).ok().or_else(|| default.clone()) {

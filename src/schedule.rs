@@ -2,6 +2,7 @@
 //! (`crate::trigger`). Its decisions are pure functions of instants, tested without
 //! waiting; only `daemon` reads the clock and sleeps.
 
+pub(crate) mod clock;
 pub mod daemon;
 pub mod policy;
 pub mod record;

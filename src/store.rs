@@ -6,17 +6,20 @@
 //! The engine never sees SQLite: this module implements its `Journal` and `Cache` hooks
 //! and hands it a `Prior` when resuming.
 
+pub mod backend;
 mod cache;
 mod db;
 mod hash;
 pub mod history;
 mod journal;
 mod migrations;
+pub mod pg;
 pub mod prune;
 pub mod records;
 pub mod resume;
 pub mod runs;
 
+pub use backend::Store;
 pub use cache::StoreCache;
 pub use db::{Db, StoreError};
 pub use journal::RunJournal;
@@ -43,9 +46,18 @@ pub fn new_run_id() -> String {
     format!("{}-{:04x}", now.strftime("%Y%m%d-%H%M%S"), fastrand::u16(..))
 }
 
-/// Creates `<state>/runs/<run id>/` and returns its absolute path.
+/// Where run folders live: `$COMETFLOW_ARTIFACTS` (a directory every worker mounts, when
+/// the store is shared), else `<state>/runs`.
+pub fn runs_root(state: &Path) -> PathBuf {
+    match std::env::var_os("COMETFLOW_ARTIFACTS").filter(|v| !v.is_empty()).map(PathBuf::from) {
+        Some(dir) => std::path::absolute(&dir).unwrap_or(dir),
+        None => state.join("runs"),
+    }
+}
+
+/// Creates `<runs root>/<run id>/` and returns its absolute path.
 pub fn create_run_dir(state: &Path, run_id: &str) -> io::Result<PathBuf> {
-    let dir = state.join("runs").join(run_id);
+    let dir = runs_root(state).join(run_id);
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }

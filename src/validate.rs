@@ -37,6 +37,14 @@ pub fn load(path: &Path, registry: &Registry) -> Result<Pipeline, Vec<Diagnostic
     check(raw, &source, registry)
 }
 
+/// Parses and checks pipeline text that travelled with a queued run, as if read from `path`
+/// (relative paths in it are relative to `path`'s folder).
+pub fn load_text(path: &Path, text: String, registry: &Registry) -> Result<Pipeline, Vec<Diagnostic>> {
+    let source = Source::new(path, text);
+    let raw = syntax::parse(&source).map_err(|d| vec![d])?;
+    check(raw, &source, registry)
+}
+
 /// Gathers problems; only a pipeline without any is returned.
 pub(crate) struct Checker<'a> {
     pub source: &'a Arc<Source>,

@@ -4,6 +4,7 @@ mod child;
 mod chromium;
 mod harness;
 mod paid;
+mod pg;
 
 mod api;
 mod balance;
@@ -12,6 +13,7 @@ mod browser;
 mod cache;
 mod errors;
 mod examples;
+mod fleet;
 mod history;
 mod init;
 mod kinds;

@@ -26,7 +26,7 @@ pub struct ReportArgs {
 }
 
 pub fn report(args: ReportArgs) -> Outcome {
-    let runs = crate::store::state_dir().join("runs");
+    let runs = crate::store::runs_root(&crate::store::state_dir());
     let record = find_run(&runs, &args.run_id).and_then(|dir| read_record(&dir)).map_err(Failure::Invalid)?;
     let path = args.output.unwrap_or_else(|| crate::html::default_path(&record));
     let path = write_report(&record, &path).map_err(Failure::Failed)?;

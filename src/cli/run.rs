@@ -116,9 +116,8 @@ fn resumable(
     given: &[(String, String)],
     resolved: &IndexMap<String, Json>,
 ) -> Result<(String, IndexMap<String, Json>), Failure> {
-    let db = crate::store::Db::open(&crate::store::state_dir())
-        .map_err(|e| Failure::Environment(e.to_string()))?;
-    let run = crate::store::resume::resolve(&db, spec, &plan.pipeline.name).map_err(Failure::Invalid)?;
+    let store = crate::store::Store::open().map_err(|e| Failure::Environment(e.to_string()))?;
+    let run = crate::store::resume::resolve(&store, spec, &plan.pipeline.name).map_err(Failure::Invalid)?;
     for (name, _) in given {
         if resolved.get(name) != run.inputs.get(name) {
             return Err(Failure::Invalid(format!(

@@ -8,8 +8,8 @@ use clap::{Args, Subcommand};
 
 use crate::error::{Failure, Outcome};
 use crate::store::history::{self, StepRow};
-use crate::store::runs::{self, RunRow};
-use crate::store::Db;
+use crate::store::runs::RunRow;
+use crate::store::Store;
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -55,29 +55,29 @@ pub enum RunsCommand {
 }
 
 pub fn runs(args: RunsArgs) -> Outcome {
-    let db = Db::open(&crate::store::state_dir()).map_err(|e| Failure::Environment(e.to_string()))?;
+    let db = Store::open().map_err(|e| Failure::Environment(e.to_string()))?;
     let filter = json::Filter::new(args.pipeline, args.status, args.since).map_err(Failure::Invalid)?;
     let text = match args.show {
         // Filtered before the limit, so `--limit 5 --status failed` is the last five failures.
-        None => runs::list(&db, i64::MAX as usize).map(|all| {
+        None => db.list(i64::MAX as usize).map(|all| {
             let list: Vec<RunRow> = all.into_iter().filter(|r| filter.keep(r)).take(args.limit).collect();
             match (args.json, list.is_empty() && filter.active()) {
                 (true, _) => json::list(&list),
-                (false, true) => {
-                    "no runs match; `cometflow runs` without filters lists them all\n".to_owned()
-                }
+                (false, true) => "no runs match; `cometflow runs` without filters lists them all
+"
+                .to_owned(),
                 (false, false) => list_table(&list),
             }
         }),
         Some(RunsCommand::Show { run, json }) => {
-            let found = if run == "last" { runs::latest(&db, None) } else { runs::find(&db, &run) };
+            let found = if run == "last" { db.latest(None) } else { db.find(&run) };
             match found {
                 Ok(Some(row)) if json => Ok(json::show(&db, &row).map_err(Failure::Failed)?),
                 Ok(Some(row)) => show(&db, &row),
                 Ok(None) => {
                     return Err(Failure::Invalid(format!(
                         "there is no run `{run}` in `{}`; list runs with `cometflow runs`",
-                        db.path().display()
+                        db.describe()
                     )))
                 }
                 Err(e) => Err(e),
@@ -150,9 +150,9 @@ fn label(step: &str, item: Option<usize>) -> String {
     }
 }
 
-fn show(db: &std::sync::Arc<Db>, run: &RunRow) -> Result<String, crate::store::StoreError> {
-    let steps = history::steps(db, &run.id)?;
-    let tasks = history::tasks(db, &run.id)?;
+fn show(db: &Store, run: &RunRow) -> Result<String, crate::store::StoreError> {
+    let steps = db.steps(&run.id)?;
+    let tasks = db.tasks(&run.id)?;
     let mut out = format!("run {}  pipeline `{}`  {}\n", run.id, run.pipeline, run.shown_status());
     out.push_str(&format!(
         "  started {}, took {}, {} paid calls, {} tasks{}\n  file {}\n  folder {}\n  inputs {}\n\n",
@@ -171,7 +171,12 @@ fn show(db: &std::sync::Arc<Db>, run: &RunRow) -> Result<String, crate::store::S
     {
         out.push_str(&step_block(s, &steps, &tasks));
     }
-    out.push_str(&unknown_block(&run.id, &crate::store::resume::unknown_submits(db, &run.id)?));
+    // The submit window is kept by the SQLite store; a shared store has no such rows yet.
+    let unknown = match db {
+        Store::Sqlite(d) => crate::store::resume::unknown_submits(d, &run.id)?,
+        Store::Pg(_) => Vec::new(),
+    };
+    out.push_str(&unknown_block(&run.id, &unknown));
     Ok(out)
 }
 

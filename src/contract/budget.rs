@@ -15,6 +15,11 @@ impl Budget {
         Budget { limit, used: AtomicU64::new(0) }
     }
 
+    /// A budget of which `used` calls were already made.
+    pub fn spent(limit: Option<u64>, used: u64) -> Self {
+        Budget { limit, used: AtomicU64::new(used) }
+    }
+
     pub fn used(&self) -> u64 {
         self.used.load(Ordering::Relaxed)
     }

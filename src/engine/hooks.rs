@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use futures::future::BoxFuture;
 use serde_json::Value as Json;
 
 use super::record::StepRecord;
@@ -73,4 +74,15 @@ pub struct Prior {
     pub unknown: HashMap<(String, Option<usize>), String>,
     /// The user chose to pay again for those (`--resubmit-unknown`).
     pub resubmit_unknown: bool,
+    /// Paid calls already charged to `budget.calls` by an earlier holder of the run (a
+    /// worker that died); this run may make only what is left.
+    pub paid_calls: u64,
+}
+
+/// `limits:` concurrency shared beyond this process: with a fleet of workers, at most N of
+/// a family's steps run at once across all of them, not in each.
+pub trait FleetSlots: Send + Sync {
+    /// Waits for one of `limit` slots of `family`; the slot is free again when the returned
+    /// guard drops. `None` when the slots cannot be had (the step then runs on local limits).
+    fn acquire<'a>(&'a self, family: &'a str, limit: usize) -> BoxFuture<'a, Option<Box<dyn Send + Sync>>>;
 }

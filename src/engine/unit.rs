@@ -229,6 +229,7 @@ async fn execute_unit(
         .get(&(step.id.clone(), item))
         .map(|sent_at| UnknownSubmit { sent_at: sent_at.clone(), resubmit: shared.prior.resubmit_unknown });
     let family = shared.families.get(step.family());
+    let fleet_limit = shared.plan.pipeline.limits.get(step.family()).and_then(|l| l.concurrency);
     let mut started = None;
     let mut attempt = 0;
     loop {
@@ -239,9 +240,13 @@ async fn execute_unit(
             _ = shared.cancel.cancelled() => return cancelled(attempt - 1).at(started),
             p = async {
                 let family_permit = match family { Some(f) => f.acquire().await, None => None };
+                let fleet_slot = match (&shared.fleet, fleet_limit) {
+                    (Some(fleet), Some(n)) => fleet.acquire(step.family(), n).await,
+                    _ => None,
+                };
                 // The run's semaphore is never closed, so acquiring cannot fail.
                 let slot = shared.slots.clone().acquire_owned().await.ok();
-                (family_permit, slot)
+                (family_permit, fleet_slot, slot)
             } => p,
         };
         if started.is_none() {

@@ -15,6 +15,7 @@ use jiff::Timestamp;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::clock;
 use super::policy::{self, Action};
 use super::record::FireRecord;
 use crate::engine::RunRecord;
@@ -53,6 +54,8 @@ struct Daemon {
     state: PathBuf,
     root: CancellationToken,
     runs: JoinSet<(PathBuf, Result<RunRecord, Failure>)>,
+    /// A PostgreSQL store: due runs are queued for the workers (see `queue_due`).
+    shared: Option<std::sync::Arc<crate::store::pg::Pg>>,
 }
 
 /// Runs until `shutdown` completes and returns its reason. Errs (before scheduling
@@ -68,9 +71,16 @@ pub async fn run(opts: DaemonOptions, shutdown: impl Future<Output = Stop>) -> R
     })?;
     let root = CancellationToken::new();
     let named = files.clone();
-    let mut d =
-        Daemon { opts, dirs, named, pipelines: BTreeMap::new(), record, state, root, runs: JoinSet::new() };
-    let now = Timestamp::now();
+    let shared = match crate::store::backend::configured() {
+        None => None,
+        Some(_) => match crate::store::Store::open().map_err(|e| Failure::Environment(e.to_string()))? {
+            crate::store::Store::Pg(pg) => Some(pg),
+            crate::store::Store::Sqlite(_) => None,
+        },
+    };
+    let runs = JoinSet::new();
+    let mut d = Daemon { opts, dirs, named, pipelines: BTreeMap::new(), record, state, root, runs, shared };
+    let now = clock::now();
     for f in files {
         d.reload(&f, now);
     }
@@ -94,7 +104,7 @@ pub async fn run(opts: DaemonOptions, shutdown: impl Future<Output = Stop>) -> R
                 return Ok(stop);
             }
             _ = sleep(wait) => {
-                d.fire_due(Timestamp::now());
+                d.fire_due(clock::now());
                 d.announce();
             }
             Some(done) = d.runs.join_next(), if !d.runs.is_empty() => match done {
@@ -114,8 +124,8 @@ pub async fn run(opts: DaemonOptions, shutdown: impl Future<Output = Stop>) -> R
 
 /// The time left until `t`, rounded up so the wake-up is never before it.
 fn until(t: Timestamp) -> Duration {
-    let nanos = t.as_nanosecond() - Timestamp::now().as_nanosecond();
-    Duration::from_nanos(u64::try_from(nanos.max(0)).unwrap_or(u64::MAX))
+    let nanos = t.as_nanosecond() - clock::now().as_nanosecond();
+    clock::real(Duration::from_nanos(u64::try_from(nanos.max(0)).unwrap_or(u64::MAX)))
 }
 
 async fn sleep(wait: Option<Duration>) {
@@ -227,7 +237,7 @@ impl Daemon {
 
     /// A batch of file changes: reloads the pipeline files among them. True if any was.
     fn changed(&mut self, batch: BTreeSet<PathBuf>) -> bool {
-        let now = Timestamp::now();
+        let now = clock::now();
         let mut any = false;
         for path in batch.iter().map(|p| normalize(p)) {
             let known = self.pipelines.contains_key(&path) || self.named.contains(&path);
@@ -288,6 +298,10 @@ impl Daemon {
     fn start(&mut self, file: &Path, trigger: usize, at: Timestamp) {
         let Some(p) = self.pipelines.get_mut(file) else { return };
         let inputs = p.inputs(trigger);
+        if let Some(pg) = self.shared.clone() {
+            queue_due(pg, p, inputs, at, &self.state, self.opts.concurrency);
+            return;
+        }
         p.running += 1;
         eprintln!("cometflow: starting `{}` for {at}", p.name());
         let launch = Launch {
@@ -335,4 +349,41 @@ impl Daemon {
             );
         }
     }
+}
+
+/// With a PostgreSQL store, a due run is queued for the workers under the key (pipeline,
+/// due time): every scheduler running queues every due time, and the database keeps the
+/// first, so a time is queued exactly once while any scheduler is alive. (The overlap
+/// policy is not applied to queued runs.)
+fn queue_due(
+    pg: std::sync::Arc<crate::store::pg::Pg>,
+    p: &Scheduled,
+    inputs: indexmap::IndexMap<String, serde_json::Value>,
+    at: Timestamp,
+    state: &Path,
+    concurrency: Option<usize>,
+) {
+    let (name, text) = (p.name().to_owned(), p.plan.pipeline.source.text.clone());
+    let source = &p.plan.pipeline.source.path;
+    let file = std::path::absolute(source).unwrap_or_else(|_| source.clone()).display().to_string();
+    let id = crate::store::new_run_id();
+    let run_dir = crate::store::runs_root(state).join(&id).display().to_string();
+    tokio::spawn(async move {
+        let due = format!("{name}@{at}");
+        let submission = crate::store::pg::queue::Submission {
+            id: &id,
+            pipeline: &name,
+            file: &file,
+            text: &text,
+            inputs: &inputs,
+            run_dir: &run_dir,
+            concurrency: concurrency.map(|c| c as u32),
+            due_key: Some(&due),
+        };
+        match crate::store::pg::queue::submit(&pg, &submission).await {
+            Ok(true) => eprintln!("cometflow: queued `{name}` for {at} as run {id}"),
+            Ok(false) => eprintln!("cometflow: `{name}` for {at} was already queued by another scheduler"),
+            Err(e) => eprintln!("error: cannot queue `{name}` for {at}: {e}"),
+        }
+    });
 }

@@ -31,35 +31,45 @@ pub struct StoreCache {
     pub(crate) backend: String,
 }
 
-impl StoreCache {
-    /// `with`, keys sorted, each existing file replaced by its content hash.
-    fn canonical(&self, v: &Json, base: &Path) -> Json {
-        match v {
-            Json::String(s) if !s.is_empty() && s.len() < MAX_PATH && !s.contains('\n') => {
-                let p = Path::new(s);
-                let path = if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
-                match path.is_file().then(|| file_sha256(&self.db, &path)).flatten() {
-                    Some(digest) => serde_json::json!({ "file_sha256": digest }),
-                    None => v.clone(),
-                }
+/// `with`, keys sorted, each existing file replaced by its content hash (from `hash`).
+pub(crate) fn canonical(v: &Json, base: &Path, hash: &dyn Fn(&Path) -> Option<String>) -> Json {
+    match v {
+        Json::String(s) if !s.is_empty() && s.len() < MAX_PATH && !s.contains('\n') => {
+            let p = Path::new(s);
+            let path = if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+            match path.is_file().then(|| hash(&path)).flatten() {
+                Some(digest) => serde_json::json!({ "file_sha256": digest }),
+                None => v.clone(),
             }
-            Json::Array(list) => Json::Array(list.iter().map(|x| self.canonical(x, base)).collect()),
-            Json::Object(map) => {
-                let mut keys: Vec<&String> = map.keys().collect();
-                keys.sort();
-                let sorted: Map<String, Json> =
-                    keys.into_iter().map(|k| (k.clone(), self.canonical(&map[k], base))).collect();
-                Json::Object(sorted)
-            }
-            other => other.clone(),
         }
+        Json::Array(list) => Json::Array(list.iter().map(|x| canonical(x, base, hash)).collect()),
+        Json::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let sorted: Map<String, Json> =
+                keys.into_iter().map(|k| (k.clone(), canonical(&map[k], base, hash))).collect();
+            Json::Object(sorted)
+        }
+        other => other.clone(),
     }
+}
+
+/// The cache key of `kind` run with `with` against `backend`.
+pub(crate) fn key_of(
+    backend: &str,
+    kind: &str,
+    with: &Json,
+    base: &Path,
+    hash: &dyn Fn(&Path) -> Option<String>,
+) -> String {
+    let canonical =
+        serde_json::json!({ "v": 1, "backend": backend, "kind": kind, "with": canonical(with, base, hash) });
+    sha256(canonical.to_string().as_bytes())
 }
 
 impl Cache for StoreCache {
     fn key(&self, kind: &str, with: &Json, base: &Path) -> Option<String> {
-        let canonical = serde_json::json!({ "v": 1, "backend": self.backend, "kind": kind, "with": self.canonical(with, base) });
-        Some(sha256(canonical.to_string().as_bytes()))
+        Some(key_of(&self.backend, kind, with, base, &|p| file_sha256(&self.db, p)))
     }
 
     fn lookup(&self, key: &str, step_dir: &Path) -> Option<Json> {
@@ -103,7 +113,7 @@ impl Cache for StoreCache {
 
 /// `outputs` with every path under `old` brought to (and rewritten as) the same place
 /// under `new`; `None` when one of those files is gone.
-fn relocate(outputs: &Json, old: &Path, new: &Path) -> Option<Json> {
+pub(crate) fn relocate(outputs: &Json, old: &Path, new: &Path) -> Option<Json> {
     Some(match outputs {
         Json::String(s) => match Path::new(s).strip_prefix(old) {
             Ok(rel) if !rel.as_os_str().is_empty() => {

@@ -103,14 +103,15 @@ pub fn unknown_submits(db: &Arc<Db>, id: &str) -> Result<Vec<UnknownSubmit>, Sto
 
 /// The run `--resume SPEC` names: a run id, or `last` (this pipeline's latest run). Refuses
 /// a run of another pipeline, one that already succeeded, and one still running elsewhere.
-pub fn resolve(db: &Arc<Db>, spec: &str, pipeline: &str) -> Result<super::runs::RunRow, String> {
+pub fn resolve(store: &super::Store, spec: &str, pipeline: &str) -> Result<super::runs::RunRow, String> {
     let found = if spec == "last" {
-        super::runs::latest(db, Some(pipeline))
+        store
+            .latest(Some(pipeline))
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("`{pipeline}` has no run to resume; run it without `--resume` first"))?
     } else {
-        super::runs::find(db, spec).map_err(|e| e.to_string())?.ok_or_else(|| {
-            format!("there is no run `{spec}` in `{}`; list runs with `cometflow runs`", db.path().display())
+        store.find(spec).map_err(|e| e.to_string())?.ok_or_else(|| {
+            format!("there is no run `{spec}` in `{}`; list runs with `cometflow runs`", store.describe())
         })?
     };
     if found.pipeline != pipeline {
@@ -128,9 +129,9 @@ pub fn resolve(db: &Arc<Db>, spec: &str, pipeline: &str) -> Result<super::runs::
     }
     if found.running_elsewhere() {
         return Err(format!(
-            "run `{}` is still running (process {}); wait for it or stop it before resuming",
+            "run `{}` is still running ({}); wait for it or stop it before resuming",
             found.id,
-            found.pid.unwrap_or_default()
+            found.pid.map_or_else(|| "held by a worker".to_owned(), |p| format!("process {p}"))
         ));
     }
     Ok(found)

@@ -29,12 +29,15 @@ pub struct RunRow {
     pub resumes: u32,
     pub paid_calls: u64,
     pub tasks: u64,
+    /// Kept in a shared store, whose `status` is kept up to date by its holder: no local
+    /// process check applies.
+    pub shared: bool,
 }
 
 impl RunRow {
     /// The status to show: a `running` run whose process is gone was interrupted.
     pub fn shown_status(&self) -> &str {
-        if self.status == "running" && !self.pid.is_some_and(alive) {
+        if self.status == "running" && !self.shared && !self.pid.is_some_and(alive) {
             "interrupted"
         } else {
             &self.status
@@ -43,7 +46,8 @@ impl RunRow {
 
     /// Whether another live process is running it now.
     pub fn running_elsewhere(&self) -> bool {
-        self.status == "running" && self.pid.is_some_and(|p| p != std::process::id() && alive(p))
+        self.status == "running"
+            && (self.shared || self.pid.is_some_and(|p| p != std::process::id() && alive(p)))
     }
 }
 
@@ -71,6 +75,7 @@ fn row(r: &Row) -> rusqlite::Result<RunRow> {
         resumes: r.get(9)?,
         paid_calls: r.get::<_, i64>(10)?.max(0) as u64,
         tasks: r.get::<_, i64>(11)?.max(0) as u64,
+        shared: false,
     })
 }
 

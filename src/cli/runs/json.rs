@@ -9,7 +9,7 @@ use serde_json::{json, Value as Json};
 
 use crate::engine::RunRecord;
 use crate::store::runs::RunRow;
-use crate::store::Db;
+use crate::store::Store;
 
 /// The statuses `--status` takes (`interrupted` includes runs whose process died).
 pub(super) const STATUSES: &[&str] = &["succeeded", "failed", "interrupted", "running"];
@@ -88,16 +88,26 @@ pub(super) fn list(runs: &[RunRow]) -> String {
 
 /// The run's record as `run --json` printed it; a run that never finished (its process was
 /// killed) has no `run.json`, so its record is rebuilt from the state database.
-pub(super) fn show(db: &std::sync::Arc<Db>, run: &RunRow) -> Result<String, String> {
+pub(super) fn show(db: &Store, run: &RunRow) -> Result<String, String> {
     let path = Path::new(&run.run_dir).join("run.json");
+    let parse = |text: &str, from: &dyn std::fmt::Display| -> Result<RunRecord, String> {
+        serde_json::from_str(text).map_err(|e| {
+            format!("`{from}` is not a run record ({e}); it may come from another cometflow version")
+        })
+    };
     let record: RunRecord = match std::fs::read_to_string(&path) {
-        Ok(text) if run.shown_status() != "running" => serde_json::from_str(&text).map_err(|e| {
-            format!(
-                "`{}` is not a run record ({e}); it may come from another cometflow version",
-                path.display()
-            )
-        })?,
-        _ => crate::store::records::rebuild(db, run).map_err(|e| e.to_string())?,
+        Ok(text) if run.shown_status() != "running" => parse(&text, &path.display())?,
+        // A shared store keeps the finished record itself; a queued or running one, and
+        // one whose process was killed, is rebuilt from the rows.
+        _ => match db {
+            Store::Sqlite(d) => crate::store::records::rebuild(d, run).map_err(|e| e.to_string())?,
+            Store::Pg(_) => match db.record(&run.id).map_err(|e| e.to_string())? {
+                Some(json) => parse(&json.to_string(), &format!("run {}", run.id))?,
+                None => {
+                    return Err(format!("run `{}` has no record yet: it is {}", run.id, run.shown_status()))
+                }
+            },
+        },
     };
     serde_json::to_string_pretty(&record)
         .map(|s| format!("{s}\n"))
@@ -122,6 +132,7 @@ mod tests {
             resumes: 0,
             paid_calls: 0,
             tasks: 0,
+            shared: false,
         }
     }
 

@@ -1,0 +1,69 @@
+//! `cometflow cancel RUN_ID`: stops a queued or running run of the shared store; it ends
+//! `cancelled`. `cometflow workers`: the live workers and what they hold.
+
+use clap::Args;
+
+use crate::error::{Failure, Outcome};
+use crate::store::pg::queue::{self, Cancelled};
+use crate::store::Store;
+
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The run to stop
+    #[arg(value_name = "RUN_ID")]
+    pub run: String,
+}
+
+pub fn cancel(args: CancelArgs) -> Outcome {
+    super::runtime()?.block_on(async {
+        let pg = Store::open().and_then(|s| s.shared("cometflow cancel")).map_err(env)?;
+        let id = &args.run;
+        match queue::cancel(&pg, id).await.map_err(env)? {
+            Cancelled::Queued => println!("cancelled run {id} (it had not started)"),
+            Cancelled::Asked => println!("cancelling run {id}: its worker stops it now"),
+            Cancelled::Ended(status) => {
+                return Err(Failure::Invalid(format!(
+                    "run `{id}` already ended ({status}); nothing to cancel"
+                )))
+            }
+            Cancelled::NoSuchRun => {
+                return Err(Failure::Invalid(format!(
+                    "there is no run `{id}` in `{}`; list runs with `cometflow runs`",
+                    pg.display()
+                )))
+            }
+        }
+        Ok(())
+    })
+}
+
+pub fn workers() -> Outcome {
+    super::runtime()?.block_on(async {
+        let pg = Store::open().and_then(|s| s.shared("cometflow workers")).map_err(env)?;
+        let list = queue::workers(&pg).await.map_err(env)?;
+        if list.is_empty() {
+            println!("no live workers; start one with `cometflow worker`");
+            return Ok(());
+        }
+        let w = list.iter().map(|w| w.name.len()).max().unwrap_or(4).max(6);
+        println!("{:w$}  {:20}  {:>8}  {:>9}  {:22}  RUNS", "WORKER", "HOST", "PID", "HEARTBEAT", "AT");
+        for row in list {
+            let runs = if row.runs.is_empty() { "-".to_owned() } else { row.runs.join(", ") };
+            println!(
+                "{:w$}  {:20}  {:>8}  {:>8.1}s  {:22}  {}/{}: {runs}",
+                row.name,
+                row.host,
+                row.pid,
+                row.heartbeat_age.as_secs_f64(),
+                row.heartbeat_at,
+                row.runs.len(),
+                row.concurrency
+            );
+        }
+        Ok(())
+    })
+}
+
+fn env(e: crate::store::StoreError) -> Failure {
+    Failure::Environment(e.to_string())
+}
