@@ -3,7 +3,6 @@
 //! Values here are already interpreted (durations parsed, templates classified, kinds
 //! resolved, dependencies known), so the planner and the engine never re-check input.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +22,8 @@ pub struct Pipeline {
     pub source: Arc<Source>,
     pub inputs: IndexMap<String, InputSpec>,
     pub steps: Vec<Step>,
-    pub index: HashMap<String, StepIdx>,
+    /// Step ids to positions; read on every template that names a step, so a fast hash.
+    pub index: rustc_hash::FxHashMap<String, StepIdx>,
     pub concurrency: Option<usize>,
     pub limits: IndexMap<String, Limit>,
     pub budget: Option<u64>,

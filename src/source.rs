@@ -5,7 +5,7 @@
 //! here by key path. The index is built lazily from a second, event-level parse: a valid
 //! pipeline never pays for it.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -233,7 +233,7 @@ impl MarkedEventReceiver for IndexBuilder<'_> {
                     next_index: 0,
                     pending_key: None,
                     start,
-                    keys: HashMap::new(),
+                    keys: HashMap::default(),
                 });
             }
             Event::MappingEnd | Event::SequenceEnd => {
@@ -254,7 +254,8 @@ impl MarkedEventReceiver for IndexBuilder<'_> {
 }
 
 fn build_index(text: &str) -> Index {
-    let mut builder = IndexBuilder { text, index: HashMap::new(), stack: Vec::new(), duplicates: Vec::new() };
+    let mut builder =
+        IndexBuilder { text, index: HashMap::default(), stack: Vec::new(), duplicates: Vec::new() };
     let mut parser = Parser::new_from_str(text);
     // A syntax error was already reported by serde; whatever was indexed still helps.
     let _ = parser.load(&mut builder, false);

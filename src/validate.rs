@@ -7,7 +7,6 @@ mod fields;
 mod refs;
 mod triggers;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -200,7 +199,8 @@ pub fn check(
             IndexMap::new()
         }
     };
-    let index: HashMap<String, usize> = raw_steps.keys().enumerate().map(|(i, k)| (k.clone(), i)).collect();
+    let index: rustc_hash::FxHashMap<String, usize> =
+        raw_steps.keys().enumerate().map(|(i, k)| (k.clone(), i)).collect();
     let mut steps = Vec::with_capacity(raw_steps.len());
     for (id, raw_step) in raw_steps {
         if let Some(step) = check_step(&mut c, registry, &defaults, id, raw_step) {

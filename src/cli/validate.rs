@@ -17,11 +17,17 @@ pub fn validate(args: ValidateArgs) -> Outcome {
     let registry = super::registry();
     let mut ok = true;
     for file in &args.files {
+        // The process ends right after: what was loaded is left to it rather than freed one
+        // value at a time (a fifth of validating 50,000 steps).
         match crate::load_plan(file, &registry) {
-            Ok(plan) => eprintln!("{}: ok ({} steps)", file.display(), plan.pipeline.steps.len()),
+            Ok(plan) => {
+                eprintln!("{}: ok ({} steps)", file.display(), plan.pipeline.steps.len());
+                std::mem::forget(plan);
+            }
             Err(diags) => {
                 ok = false;
                 crate::diag::report(&diags);
+                std::mem::forget(diags);
             }
         }
     }
