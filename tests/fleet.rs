@@ -133,6 +133,25 @@ fn a_worker_killed_mid_task_is_taken_over_and_the_task_is_not_submitted_again() 
     assert!(show.stdout.contains("resumed 1 time(s)"), "{}", show.stdout);
 }
 
+/// The submit window across machines: a worker dies after its submit was sent and before
+/// the task id came back; the worker that takes over does not pay again, and says why.
+#[test]
+fn a_submit_sent_by_a_dead_worker_with_no_task_id_is_not_sent_again_by_the_next() {
+    let Some(fleet) = Fleet::start("task_time=2s,hang_submits") else { return };
+    let id = fleet.submit(CLIP);
+    let w1 = fleet.worker("w1", "2s");
+    fleet.sim.wait_for_tasks(1, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(300));
+    kill(&w1, libc::SIGKILL);
+    let mut w2 = fleet.worker("w2", "2s");
+    w2.expect_line(&format!("took over run `{id}`"), Duration::from_secs(30));
+    fleet.wait_status(&id, "failed", Duration::from_secs(30));
+    assert_eq!(fleet.sim.submits("kling"), 1, "{}", fleet.sim.stats());
+    let show = fleet.machine("").then(&["runs", "show", &id]);
+    let text = format!("{}{}", show.stdout, show.stderr);
+    assert!(text.contains("may have been charged"), "{text}");
+}
+
 #[test]
 fn a_paused_worker_that_lost_its_lease_writes_nothing_over_the_new_holder() {
     let Some(fleet) = Fleet::start("task_time=2s") else { return };

@@ -118,6 +118,11 @@ async fn submit(
     if tracked {
         // Durable before the request leaves: a crash from here on leaves the intent to see.
         ctx.submit_intent(&spec.family).await;
+        // Recording it may have found the run taken over or interrupted: then never pay.
+        if ctx.cancel.is_cancelled() {
+            ctx.submit_settled();
+            return Err(StepError::fatal("cancelled before submitting"));
+        }
     }
     let answer = match api.call(Call::Submit, method, path, &headers(spec), payload).await {
         Ok(answer) => answer,

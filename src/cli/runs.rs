@@ -171,10 +171,9 @@ fn show(db: &Store, run: &RunRow) -> Result<String, crate::store::StoreError> {
     {
         out.push_str(&step_block(s, &steps, &tasks));
     }
-    // The submit window is kept by the SQLite store; a shared store has no such rows yet.
     let unknown = match db {
         Store::Sqlite(d) => crate::store::resume::unknown_submits(d, &run.id)?,
-        Store::Pg(_) => Vec::new(),
+        Store::Pg(pg) => crate::store::pg::runs::unknown_submits(pg, &run.id)?,
     };
     out.push_str(&unknown_block(&run.id, &unknown));
     Ok(out)

@@ -220,7 +220,8 @@ mod migrations {
 
     use super::{Pg, StoreError};
 
-    const MIGRATIONS: &[&str] = &[r#"
+    const MIGRATIONS: &[&str] = &[
+        r#"
     CREATE TABLE runs (
         id            TEXT PRIMARY KEY,
         seq           BIGSERIAL,
@@ -311,7 +312,18 @@ mod migrations {
         holder      TEXT NOT NULL,
         lease_until TIMESTAMPTZ NOT NULL
     );
-    "#];
+    "#,
+        r#"
+    CREATE TABLE submits (
+        run_id  TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        step    TEXT NOT NULL,
+        item    BIGINT NOT NULL,
+        family  TEXT NOT NULL,
+        sent_at TEXT NOT NULL,
+        PRIMARY KEY (run_id, step, item)
+    );
+    "#,
+    ];
 
     pub(super) async fn apply(pg: &Pg) -> Result<(), StoreError> {
         let n = MIGRATIONS.len() as i32;

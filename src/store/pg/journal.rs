@@ -98,6 +98,30 @@ impl PgJournal {
 }
 
 impl TaskJournal for PgJournal {
+    fn submit_intent(&self, step: &str, item: Option<usize>, family: &str) -> Durable {
+        // Money: committed by the server before the request leaves (the submit window).
+        let result = self.pg.execute_sync(
+            &format!(
+                "INSERT INTO submits (run_id, step, item, family, sent_at)
+                 SELECT $1, $3, $4::bigint, $5, $6 WHERE {FENCE}
+                 ON CONFLICT (run_id, step, item) DO UPDATE SET family = EXCLUDED.family, sent_at = EXCLUDED.sent_at"
+            ),
+            &[&self.run_id, &self.epoch, &step, &item_col(item), &family, &Timestamp::now().to_string()],
+        );
+        self.fenced("a submit about to be sent", result);
+        durable()
+    }
+
+    fn submit_settled(&self, step: &str, item: Option<usize>) {
+        let result = self.pg.execute_sync(
+            &format!("DELETE FROM submits WHERE run_id = $1 AND step = $3 AND item = $4::bigint AND {FENCE}"),
+            &[&self.run_id, &self.epoch, &step, &item_col(item)],
+        );
+        if let Err(e) = result {
+            eprintln!("warning: cannot record a settled submit for run `{}`: {e}", self.run_id);
+        }
+    }
+
     fn task_submitted(&self, step: &str, item: Option<usize>, family: &str, task_id: &str) -> Durable {
         let result = self.pg.execute_sync(
             &format!(

@@ -249,6 +249,9 @@ pub fn prior(pg: &Pg, id: &str) -> Result<Prior, StoreError> {
     for r in &tasks {
         prior.tasks.insert((r.get(0), usize::try_from(r.get::<_, i64>(1)).ok()), r.get(2));
     }
+    for u in unknown_submits(pg, id)? {
+        prior.unknown.insert((u.step, u.item), u.sent_at);
+    }
     Ok(prior)
 }
 
@@ -257,4 +260,21 @@ pub fn prior(pg: &Pg, id: &str) -> Result<Prior, StoreError> {
 pub fn tasks_submitted(pg: &Pg, id: &str) -> Result<u64, StoreError> {
     let rows = pg.query_sync("SELECT COUNT(*) FROM tasks WHERE run_id = $1", &[&id])?;
     Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
+}
+
+/// Run `id`'s submits whose fate is unknown (sent, no task id on record), oldest first.
+pub fn unknown_submits(pg: &Pg, id: &str) -> Result<Vec<crate::store::resume::UnknownSubmit>, StoreError> {
+    let rows = pg.query_sync(
+        "SELECT step, item, family, sent_at FROM submits WHERE run_id = $1 ORDER BY sent_at, step, item",
+        &[&id],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| crate::store::resume::UnknownSubmit {
+            step: r.get(0),
+            item: usize::try_from(r.get::<_, i64>(1)).ok(),
+            family: r.get(2),
+            sent_at: r.get(3),
+        })
+        .collect())
 }
