@@ -204,6 +204,11 @@ fn a_stopped_worker_hands_its_run_back_and_another_finishes_it_at_once() {
 fn cancel_stops_a_queued_or_running_run() {
     let Some(fleet) = Fleet::start("task_time=30s") else { return };
     let queued = fleet.submit(CLIP);
+    // A queued run shows too, as the object `run --json` prints, with its own status.
+    let show = fleet.machine("").then(&["runs", "show", &queued, "--json"]);
+    assert_eq!(show.code, 0, "{}", show.stderr);
+    let json: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
+    assert_eq!((json["run_id"].as_str(), json["status"].as_str()), (Some(queued.as_str()), Some("queued")));
     let out = fleet.machine("").then(&["cancel", &queued]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(fleet.status(&queued), "cancelled");

@@ -37,6 +37,26 @@ pub fn rebuild(db: &Arc<Db>, run: &RunRow) -> Result<RunRecord, StoreError> {
         })?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
     })?;
+    Ok(assemble(run, rows))
+}
+
+/// The record of a run in a shared store that has none yet (queued or running), from its
+/// step rows as `runs show` lists them.
+pub fn from_rows(run: &RunRow, rows: &[super::history::StepRow]) -> RunRecord {
+    let rows = rows
+        .iter()
+        .filter(|r| r.item.is_none())
+        .map(|r| {
+            let s = r.clone();
+            (s.step, s.kind, s.status, s.attempts, s.cached, s.outputs, s.error, None, None)
+        })
+        .collect();
+    assemble(run, rows)
+}
+
+type Row = (String, String, String, u32, bool, String, Option<String>, Option<String>, Option<String>);
+
+fn assemble(run: &RunRow, rows: Vec<Row>) -> RunRecord {
     let time = |t: Option<String>| t.and_then(|t| t.parse::<Timestamp>().ok());
     let mut steps = IndexMap::new();
     for (step, kind, status, attempts, cached, outputs, error, started, finished) in rows {
@@ -74,7 +94,7 @@ pub fn rebuild(db: &Arc<Db>, run: &RunRow) -> Result<RunRecord, StoreError> {
         "failed" => RunStatus::Failed,
         _ => RunStatus::Interrupted,
     };
-    Ok(RunRecord {
+    RunRecord {
         run_id: run.id.clone(),
         pipeline: run.pipeline.clone(),
         pipeline_file: run.pipeline_file.clone(),
@@ -88,5 +108,5 @@ pub fn rebuild(db: &Arc<Db>, run: &RunRow) -> Result<RunRecord, StoreError> {
         steps,
         resumed: run.resumes > 0,
         paid_calls: run.paid_calls,
-    })
+    }
 }

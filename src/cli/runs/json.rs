@@ -104,7 +104,14 @@ pub(super) fn show(db: &Store, run: &RunRow) -> Result<String, String> {
             Store::Pg(_) => match db.record(&run.id).map_err(|e| e.to_string())? {
                 Some(json) => parse(&json.to_string(), &format!("run {}", run.id))?,
                 None => {
-                    return Err(format!("run `{}` has no record yet: it is {}", run.id, run.shown_status()))
+                    // Queued or running: what is known so far, with its own status.
+                    let rows = db.steps(&run.id).map_err(|e| e.to_string())?;
+                    let mut value = serde_json::to_value(crate::store::records::from_rows(run, &rows))
+                        .map_err(|e| format!("cannot print the run as JSON: {e}"))?;
+                    value["status"] = serde_json::json!(run.shown_status());
+                    return serde_json::to_string_pretty(&value)
+                        .map(|s| format!("{s}\n"))
+                        .map_err(|e| format!("cannot print the run as JSON: {e}"));
                 }
             },
         },
