@@ -87,7 +87,7 @@ pub async fn launch(l: Launch) -> Result<RunRecord, Failure> {
             let _ = tx.send(Event::Interrupting);
         })
     };
-    let journal = store.journal(&run_id);
+    let journal = store.journal(&run_id, l.cancel.clone());
     let options = RunOptions {
         env: template_env(&pipeline.env),
         concurrency,

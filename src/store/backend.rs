@@ -151,15 +151,12 @@ impl Store {
     }
 
     /// The journal of a run started by this process (`run`, `watch`, `schedule`).
-    pub fn journal(&self, run_id: &str) -> Arc<dyn Journal> {
+    /// `stop` is the run's own cancellation: a shared store cancels it when a write finds
+    /// the run taken over by another holder, so this process stops paying for it.
+    pub fn journal(&self, run_id: &str, stop: tokio_util::sync::CancellationToken) -> Arc<dyn Journal> {
         match self {
             Store::Sqlite(db) => Arc::new(super::RunJournal::new(db.clone(), run_id.to_owned())),
-            Store::Pg(pg) => Arc::new(super::pg::journal::PgJournal::new(
-                pg.clone(),
-                run_id,
-                0,
-                tokio_util::sync::CancellationToken::new(),
-            )),
+            Store::Pg(pg) => Arc::new(super::pg::journal::PgJournal::new(pg.clone(), run_id, 0, stop)),
         }
     }
 
