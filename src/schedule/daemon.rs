@@ -299,7 +299,8 @@ impl Daemon {
         let Some(p) = self.pipelines.get_mut(file) else { return };
         let inputs = p.inputs(trigger);
         if let Some(pg) = self.shared.clone() {
-            queue_due(pg, p, inputs, at, &self.state, self.opts.concurrency);
+            let skip_if_busy = p.triggers[trigger].overlap == crate::schedule::Overlap::Skip;
+            queue_due(pg, p, inputs, at, &self.state, self.opts.concurrency, skip_if_busy);
             return;
         }
         p.running += 1;
@@ -353,8 +354,11 @@ impl Daemon {
 
 /// With a PostgreSQL store, a due run is queued for the workers under the key (pipeline,
 /// due time): every scheduler running queues every due time, and the database keeps the
-/// first, so a time is queued exactly once while any scheduler is alive. (The overlap
-/// policy is not applied to queued runs.)
+/// first, so a time is queued exactly once while any scheduler is alive. With `overlap:
+/// skip` (the default), a due time is not queued while a run of the pipeline is still
+/// queued or running anywhere in the fleet; `queue` and `allow` queue it (workers start it
+/// when one is free).
+#[allow(clippy::too_many_arguments)]
 fn queue_due(
     pg: std::sync::Arc<crate::store::pg::Pg>,
     p: &Scheduled,
@@ -362,6 +366,7 @@ fn queue_due(
     at: Timestamp,
     state: &Path,
     concurrency: Option<usize>,
+    skip_if_busy: bool,
 ) {
     let (name, text) = (p.name().to_owned(), p.plan.pipeline.source.text.clone());
     let source = &p.plan.pipeline.source.path;
@@ -369,6 +374,20 @@ fn queue_due(
     let id = crate::store::new_run_id();
     let run_dir = crate::store::runs_root(state).join(&id).display().to_string();
     tokio::spawn(async move {
+        if skip_if_busy {
+            let busy = pg
+                .query(
+                    "SELECT 1 FROM runs WHERE pipeline = $1 AND status IN ('queued', 'running') LIMIT 1",
+                    &[&name],
+                )
+                .await;
+            if busy.as_ref().is_ok_and(|rows| !rows.is_empty()) {
+                eprintln!(
+                    "cometflow: skipping `{name}` for {at}: its last run is still going (overlap: skip)"
+                );
+                return;
+            }
+        }
         let due = format!("{name}@{at}");
         let submission = crate::store::pg::queue::Submission {
             id: &id,
