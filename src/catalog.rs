@@ -297,6 +297,7 @@ pub(crate) fn spec(name: &str, entry: &Entry) -> KindSpec {
         paid: entry.paid,
         idempotent: entry.idempotent,
         unavailable: entry.unavailable,
+        pure: false,
     }
 }
 

@@ -22,6 +22,9 @@ pub struct KindSpec {
     pub paid: bool,
     /// A failed or timed-out attempt may be repeated without paying twice.
     pub idempotent: bool,
+    /// Running it has no effect beyond its outputs (`value`): if the process dies, running
+    /// it again changes nothing, so it need not wait for what it reads to reach the disk.
+    pub pure: bool,
     /// Marked removed or unavailable in CometAPI's docs (built from the documented shapes).
     pub unavailable: bool,
 }

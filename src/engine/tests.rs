@@ -126,8 +126,18 @@ impl Harness {
     }
 
     async fn run_with(&self, yaml: &str, cancel: CancellationToken) -> RunRecord {
+        self.run_journaled(yaml, cancel, Arc::new(super::hooks::NoJournal)).await
+    }
+
+    async fn run_journaled(
+        &self,
+        yaml: &str,
+        cancel: CancellationToken,
+        journal: Arc<dyn super::hooks::Journal>,
+    ) -> RunRecord {
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let opts = RunOptions::new("r".into(), self.dir.path().join("run"), IndexMap::new(), cancel);
+        let mut opts = RunOptions::new("r".into(), self.dir.path().join("run"), IndexMap::new(), cancel);
+        opts.journal = journal;
         execute(self.plan(yaml), opts, tx).await
     }
 
@@ -343,4 +353,45 @@ async fn a_step_the_environment_could_not_run_is_told_apart_from_a_failing_step(
     let env = h.run("name: p\nsteps:\n  a: { uses: fake, with: { list: [1], no_key: true } }\n").await;
     assert_eq!(env.status, RunStatus::Failed);
     assert!(env.environment_failed(), "the run exits 3, not 1");
+}
+
+/// Counts what reaches the journal, in order: `done:<step>` rows and `flush`es.
+#[derive(Default)]
+struct Counting(Mutex<Vec<String>>);
+
+impl crate::contract::TaskJournal for Counting {
+    fn task_submitted(&self, _: &str, _: Option<usize>, _: &str, _: &str) -> crate::contract::Durable {
+        crate::contract::durable()
+    }
+}
+
+impl super::hooks::Journal for Counting {
+    fn attempt_finished(&self, _: &str, _: Option<usize>, _: u32, _: Option<&str>) {}
+    fn unit_finished(&self, _: &str, _: Option<usize>, _: &super::StepRecord) {}
+    fn step_finished(&self, step: &str, _: &super::StepRecord) {
+        self.0.lock().unwrap().push(format!("done:{step}"));
+    }
+    fn flush(&self, _sync: bool) {
+        self.0.lock().unwrap().push("flush".into());
+    }
+}
+
+/// ```text
+///   a ──> b ──> c ──> effect      (a, b, c: `value`; effect: a kind with effects)
+/// ```
+#[tokio::test(start_paused = true)]
+async fn what_a_step_with_effects_reads_is_flushed_before_it_starts_and_pure_steps_wait_for_nothing() {
+    let h = Harness::new();
+    let journal = Arc::new(Counting::default());
+    h.run_journaled(
+        "name: p\nsteps:\n  a: { uses: value, with: { x: 1 } }\n  b: { uses: value, with: { x: \"{{ steps.a.outputs.x }}\" } }\n  \
+         c: { uses: value, with: { x: \"{{ steps.b.outputs.x }}\" } }\n  \
+         effect: { uses: fake, with: { list: [1], out: \"{{ steps.c.outputs.x }}\" } }\n",
+        CancellationToken::new(),
+        journal.clone(),
+    )
+    .await;
+    let seen = journal.0.lock().unwrap().clone();
+    // No flush before the pure steps; one before `effect`, after every row it depends on.
+    assert_eq!(seen, ["done:a", "done:b", "done:c", "flush", "done:effect"], "{seen:?}");
 }

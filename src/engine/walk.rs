@@ -39,8 +39,12 @@ pub(super) async fn walk(shared: Arc<Shared>) -> Vec<StepRecord> {
                 }
                 None => {
                     // What the step reads (and everything before it) is on record first,
-                    // so a resume never repeats a step whose dependents ran.
-                    shared.journal.flush(false);
+                    // so a resume never repeats a step whose dependents ran. A pure step
+                    // (`value`) leaves no trace but its own row, which is written after
+                    // those it read: the next step with effects flushes them all.
+                    if !shared.plan.pipeline.steps[i].kind.spec().pure {
+                        shared.journal.flush(false);
+                    }
                     running.push(run_one(i));
                 }
             }

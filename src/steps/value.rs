@@ -22,6 +22,7 @@ impl Value {
                 open: true,
                 dynamic_outputs: true,
                 idempotent: true,
+                pure: true,
                 ..KindSpec::default()
             },
         }
