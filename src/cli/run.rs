@@ -82,6 +82,8 @@ pub fn run(args: RunArgs, output: &OutputArgs) -> Outcome {
         let api = Arc::new(Api::new(endpoint.clone()));
         let registry = Registry::new(api);
         let plan = Arc::new(crate::load_plan(&args.file.file, &registry).map_err(invalid)?);
+        // Kept to the end of the process, which frees it at once rather than step by step.
+        std::mem::forget(plan.clone());
         let mut inputs = crate::validate::resolve_inputs(&plan.pipeline, &args.inputs).map_err(invalid)?;
         let resume = match &args.resume {
             None => None,
@@ -172,13 +174,17 @@ async fn execute(
             Err(e) => eprintln!("error: cannot print the result as JSON: {e}"),
         }
     }
-    match record.status {
+    let outcome = match record.status {
         RunStatus::Succeeded => Ok(()),
         // A step that could not run for want of a key or a usable folder: the environment.
         RunStatus::Failed if record.environment_failed() => Err(Failure::Environment(String::new())),
         RunStatus::Failed => Err(Failure::failed_reported()),
         RunStatus::Interrupted => Err(Failure::Interrupted),
-    }
+    };
+    // The process ends right after: the record (every step's outputs) is left to it rather
+    // than freed value by value.
+    std::mem::forget(record);
+    outcome
 }
 
 /// A pipeline with `budget:` first reads the balance (with a key, or the simulator): an
