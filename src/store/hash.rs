@@ -23,6 +23,21 @@ pub(crate) fn sha256(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
+/// The sha256 of a file's content, read in full (streamed: a large file is not held).
+pub(crate) fn read_sha256(path: &Path) -> Option<String> {
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Some(hex(&hasher.finalize()))
+}
+
 /// The sha256 of a file's content, from the table when the file is unchanged since.
 /// `None` when the file cannot be read.
 pub(crate) fn file_sha256(db: &Db, path: &Path) -> Option<String> {
@@ -45,17 +60,7 @@ pub(crate) fn file_sha256(db: &Db, path: &Path) -> Option<String> {
     if known.is_some() {
         return known;
     }
-    let mut file = std::fs::File::open(&path).ok()?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = file.read(&mut buf).ok()?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    let digest = hex(&hasher.finalize());
+    let digest = read_sha256(&path)?;
     // Only a memo: failing to remember it costs a re-read next time, nothing more.
     let _ = db.with(|c| {
         c.execute(

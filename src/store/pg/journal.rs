@@ -6,14 +6,12 @@
 //!
 //! It owns the `steps`, `attempts`, `tasks` and `cache` rows; it must not decide anything.
 
-use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde_json::Value as Json;
-use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::Pg;
@@ -207,23 +205,9 @@ pub struct PgCache {
     pub(crate) backend: String,
 }
 
-fn file_sha256(path: &Path) -> Option<String> {
-    let mut file = std::fs::File::open(path).ok()?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = file.read(&mut buf).ok()?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Some(crate::store::hash::hex(&hasher.finalize()))
-}
-
 impl Cache for PgCache {
     fn key(&self, kind: &str, with: &Json, base: &Path) -> Option<String> {
-        Some(crate::store::cache::key_of(&self.backend, kind, with, base, &file_sha256))
+        Some(crate::store::cache::key_of(&self.backend, kind, with, base, &crate::store::hash::read_sha256))
     }
 
     fn lookup(&self, key: &str, step_dir: &Path) -> Option<Json> {
