@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): a fleet of 8 workers on one PostgreSQL draining 10,000 queued
 # `value` steps (500 runs of 20) and 1,000 simulated paid Kling tasks (100 runs of 10),
-# then the claim latency of runs submitted one at a time to idle workers.
-# Reports steps per second, claim latency (median and p99, queued -> claimed, measured by
-# the database clock) and database statements per step (pg_stat_statements).
+# then the claim latency of runs submitted one at a time to idle workers, and of their one
+# `shell` step (a step with effects: queued by the run's holder when it is ready, claimed
+# by any free worker). Reports steps per second, claim latencies (median and p99, queued ->
+# claimed, measured by the database clock) and database statements per step
+# (pg_stat_statements).
 #
 #   bash benches/fleet.sh             # builds --release first
 #   BIN=target/debug/cometflow WORKERS=8 bash benches/fleet.sh
@@ -66,7 +68,7 @@ steps:
     poll: { interval: 100ms, max_interval: 200ms }
     with: { prompt: "shot {{ item }} of {{ run.id }}" }
 YAML
-printf 'name: latency\nsteps:\n  a: { uses: value, with: { x: 1 } }\n' >"$WORK/p/latency.yaml"
+printf 'name: latency\nsteps:\n  a: { run: "true", cache: false }\n' >"$WORK/p/latency.yaml"
 
 # Queue one run of each through `submit`, then copy it in SQL (submitting 600 runs one
 # process at a time would measure process start-up, not the queue).
@@ -103,13 +105,24 @@ grep -h "of \`latency\` (waited" "$WORK"/w*.log | sed 's/.*(waited \([0-9]*\) ms
 n=$(wc -l <"$WORK/lat.txt")
 median=$(sed -n "$(( (n + 1) / 2 ))p" "$WORK/lat.txt")
 p99=$(sed -n "$(( (n * 99 + 99) / 100 ))p" "$WORK/lat.txt")
+pct() { # percentile, pipeline
+  sql "SELECT round(percentile_cont($1) WITHIN GROUP (ORDER BY extract(epoch FROM j.claimed_at - j.queued_at) * 1000))
+       FROM step_jobs j JOIN runs r ON r.id = j.run_id WHERE r.pipeline = '$2' /* bench */"
+}
+step_med=$(pct 0.5 latency)
+step_p99=$(pct 0.99 latency)
+busy_med=$(pct 0.5 paid)
+busy_p99=$(pct 0.99 paid)
 
 awk -v s="$start" -v e="$end" -v steps="$steps" -v st="$statements" -v tasks="$tasks" -v failed="$failed" \
-    -v w="$WORKERS" -v n="$n" -v med="$median" -v p99="$p99" 'BEGIN {
+    -v w="$WORKERS" -v n="$n" -v med="$median" -v p99="$p99" -v smed="$step_med" -v sp99="$step_p99" \
+    -v bmed="$busy_med" -v bp99="$busy_p99" 'BEGIN {
   t = e - s
   printf "workers            %d (concurrency 4 each)\n", w
   printf "drained            %d step executions (%d paid tasks) in %.1f s; runs not succeeded: %d\n", steps, tasks, t, failed
   printf "throughput         %.0f steps/s\n", steps / t
   printf "statements         %.1f per step (%d in all)\n", st / steps, st
-  printf "claim latency      median %d ms, p99 %d ms over %d runs submitted to idle workers\n", med, p99, n
+  printf "claim latency      runs: median %d ms, p99 %d ms over %d runs submitted to idle workers\n", med, p99, n
+  printf "                   their shell step, ready -> claimed: median %d ms, p99 %d ms\n", smed, sp99
+  printf "                   paid steps during the drain (includes waiting for a free slot): median %d ms, p99 %d ms\n", bmed, bp99
 }'

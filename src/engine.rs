@@ -8,7 +8,7 @@ pub mod events;
 pub mod hooks;
 mod limits;
 pub mod record;
-mod unit;
+pub mod unit;
 pub use crate::model::human_duration;
 mod walk;
 
@@ -54,6 +54,8 @@ pub struct RunOptions {
     pub resumed: bool,
     /// Family limits counted across a fleet of workers (`None`: in this process only).
     pub fleet: Option<Arc<dyn hooks::FleetSlots>>,
+    /// Where attempts of steps with effects run (`None`: here, in this process).
+    pub dispatch: Option<Arc<dyn hooks::Dispatch>>,
 }
 
 impl RunOptions {
@@ -76,6 +78,7 @@ impl RunOptions {
             prior: Prior::default(),
             resumed: false,
             fleet: None,
+            dispatch: None,
         }
     }
 }
@@ -100,6 +103,7 @@ struct Shared {
     cache: Option<Arc<dyn Cache>>,
     prior: Prior,
     fleet: Option<Arc<dyn hooks::FleetSlots>>,
+    dispatch: Option<Arc<dyn hooks::Dispatch>>,
 }
 
 /// Finished steps as templates see them: `steps.<id>.outputs` and `.status`.
@@ -154,6 +158,7 @@ pub async fn execute(plan: Arc<Plan>, opts: RunOptions, events: EventTx) -> RunR
         cache: opts.cache.clone(),
         prior: opts.prior.clone(),
         fleet: opts.fleet.clone(),
+        dispatch: opts.dispatch.clone(),
         plan,
     });
 

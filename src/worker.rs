@@ -1,59 +1,86 @@
-//! `cometflow worker`: a long-running process that claims queued runs from the shared
-//! PostgreSQL store, runs them with the engine and records their results, while keeping
-//! each claim alive with heartbeats.
+//! `cometflow worker`: a long-running process that takes work from the shared PostgreSQL
+//! store. Work is of two sorts, both claimed with `FOR UPDATE SKIP LOCKED` and held under a
+//! lease its heartbeats renew:
+//! - a queued run, which the worker walks: it renders each step's inputs, runs the pure
+//!   steps itself, answers from the cache, keeps retries, limits and the budget, and records
+//!   every step's result ([`run`]);
+//! - a step job: one attempt of a step with effects (a shell command, a media step, a
+//!   provider call) that the holder of some run queued, so that the steps of one run spread
+//!   over every machine of the fleet ([`job`]).
 //!
-//! A run is held under a lease (`--lease`, 30 s by default). Every write of its progress is
-//! fenced by the epoch of the claim, so a worker that was paused or cut off past its lease
-//! cannot overwrite the worker that took over; that worker resumes the run: finished steps
-//! are kept and tasks already submitted are polled by their recorded id, never paid again.
+//! Every write is fenced by the claim it was made under, so a worker that was paused or cut
+//! off past its lease cannot overwrite the worker that took over. A run taken over resumes
+//! like `--resume` (finished steps kept, attempts still running collected, not run again);
+//! a job taken over polls the task its predecessor submitted instead of paying again.
 //! Stopping (Ctrl-C, SIGTERM) interrupts what it holds and hands it back to the queue.
 //!
-//! It owns the claim loop, the heartbeats and a held run's life; the queue's SQL is in
-//! `store::pg::queue`, running a pipeline is the engine's.
+//! It owns the claim loop and the heartbeats; the queues' SQL is in `store::pg::{queue,
+//! jobs}`, running a pipeline is the engine's.
+
+mod job;
+mod run;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{Api, Endpoint};
-use crate::engine::RunOptions;
 use crate::error::Failure;
-use crate::plan::Plan;
 use crate::steps::Registry;
-use crate::store::pg::journal::{PgCache, PgJournal};
-use crate::store::pg::queue::{self, Claim, Lease};
-use crate::store::pg::slots::PgSlots;
-use crate::store::pg::{runs, Pg};
+use crate::store::pg::jobs::{self, JobLease};
+use crate::store::pg::queue::{self, Lease, Signals};
+use crate::store::pg::Pg;
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
     pub name: String,
-    /// Runs held at once.
+    /// Step attempts run at once (and runs walked at once).
     pub concurrency: usize,
     pub lease: Duration,
 }
 
-/// Why a held run stops before it ends on its own.
+/// Why held work stops before it ends on its own.
 const RUNNING: u8 = 0;
 const CANCELLED: u8 = 1;
 const HANDED_BACK: u8 = 2;
 const LOST: u8 = 3;
 
-/// A run this worker holds.
+/// A claim this worker holds: a run (by id) or a step job (by its id).
 struct Held {
-    epoch: i64,
+    fence: i64,
     stop: CancellationToken,
     why: Arc<AtomicU8>,
 }
 
-type HeldRuns = Arc<Mutex<HashMap<String, Held>>>;
+impl Held {
+    fn new(fence: i64) -> Held {
+        Held { fence, stop: CancellationToken::new(), why: Arc::new(AtomicU8::new(RUNNING)) }
+    }
+
+    /// Stops it for `why`, unless it already stops for another reason.
+    fn stop(&self, why: u8) -> bool {
+        let first = self.why.compare_exchange(RUNNING, why, Ordering::SeqCst, Ordering::SeqCst).is_ok();
+        self.stop.cancel();
+        first
+    }
+}
+
+#[derive(Default)]
+struct Holding {
+    runs: HashMap<String, Held>,
+    jobs: HashMap<i64, Held>,
+}
+
+type Holdings = Arc<Mutex<Holding>>;
+
+fn lock(h: &Holdings) -> std::sync::MutexGuard<'_, Holding> {
+    h.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Works until `shutdown`, then hands back what it holds.
 pub async fn work(pg: Arc<Pg>, opts: WorkerOptions, shutdown: CancellationToken) -> Result<(), Failure> {
@@ -66,26 +93,59 @@ pub async fn work(pg: Arc<Pg>, opts: WorkerOptions, shutdown: CancellationToken)
         crate::engine::human_duration(opts.lease),
         pg.display()
     );
-    let (wake, cancels) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-    let listener = tokio::spawn(queue::listen(pg.clone(), wake.clone(), cancels.clone()));
-    let held: HeldRuns = Arc::default();
-    let heartbeat = tokio::spawn(heartbeat(pg.clone(), opts.clone(), held.clone(), cancels));
+    let signals = Arc::new(Signals::default());
+    let listener = tokio::spawn(queue::listen(pg.clone(), signals.clone()));
+    let holding: Holdings = Arc::default();
+    let heartbeat = tokio::spawn(heartbeat(pg.clone(), opts.clone(), holding.clone(), signals.clone()));
+    let registry = Arc::new(Registry::new(Arc::new(Api::new(Endpoint::from_env()))));
     // Leases of dead workers run out without a notice: look now and then.
     let fallback = (opts.lease / 2).clamp(Duration::from_millis(200), Duration::from_secs(5));
-    let mut running = JoinSet::new();
+    let (mut runs, mut steps) = (JoinSet::new(), JoinSet::new());
+    let name: Arc<str> = opts.name.as_str().into();
     while !shutdown.is_cancelled() {
-        while running.len() < opts.concurrency && !shutdown.is_cancelled() {
+        // Attempts first: holders of runs (here and elsewhere) wait on them.
+        while steps.len() < opts.concurrency && !shutdown.is_cancelled() {
+            match jobs::claim(&pg, &opts.name, opts.lease).await {
+                Ok(Some(claim)) => {
+                    let held = Held::new(claim.fence);
+                    let (stop, why) = (held.stop.clone(), held.why.clone());
+                    lock(&holding).jobs.insert(claim.id, held);
+                    let (pg, registry, holding, name) =
+                        (pg.clone(), registry.clone(), holding.clone(), name.clone());
+                    steps.spawn(async move {
+                        let id = claim.id;
+                        job::run_job(pg, registry, claim, stop, why, &name).await;
+                        lock(&holding).jobs.remove(&id);
+                    });
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    eprintln!("warning: worker `{}` cannot claim work: {e}", opts.name);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    break;
+                }
+            }
+        }
+        while runs.len() < opts.concurrency && !shutdown.is_cancelled() {
             match queue::claim(&pg, &opts.name, opts.lease).await {
                 Ok(Some(claim)) => {
-                    let stop = CancellationToken::new();
-                    let why = Arc::new(AtomicU8::new(RUNNING));
-                    let h = Held { epoch: claim.epoch, stop: stop.clone(), why: why.clone() };
-                    held.lock().unwrap_or_else(|p| p.into_inner()).insert(claim.id.clone(), h);
-                    let (pg, held, name, lease) = (pg.clone(), held.clone(), opts.name.clone(), opts.lease);
-                    running.spawn(async move {
+                    let held = Held::new(claim.epoch);
+                    let (stop, why) = (held.stop.clone(), held.why.clone());
+                    lock(&holding).runs.insert(claim.id.clone(), held);
+                    let ctx = run::Holder {
+                        pg: pg.clone(),
+                        registry: registry.clone(),
+                        signals: signals.clone(),
+                        worker: name.clone(),
+                        lease: opts.lease,
+                        stop,
+                        why,
+                    };
+                    let holding = holding.clone();
+                    runs.spawn(async move {
                         let id = claim.id.clone();
-                        hold(pg, claim, stop, why, &name, lease).await;
-                        held.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                        ctx.hold(claim).await;
+                        lock(&holding).runs.remove(&id);
                     });
                 }
                 Ok(None) => break,
@@ -98,20 +158,24 @@ pub async fn work(pg: Arc<Pg>, opts: WorkerOptions, shutdown: CancellationToken)
         }
         tokio::select! {
             _ = shutdown.cancelled() => {}
-            _ = wake.notified() => {}
-            Some(_) = running.join_next(), if !running.is_empty() => {}
+            _ = signals.work.notified() => {}
+            Some(_) = runs.join_next(), if !runs.is_empty() => {}
+            Some(_) = steps.join_next(), if !steps.is_empty() => {}
             _ = tokio::time::sleep(fallback) => {}
         }
     }
-    let holding = held.lock().unwrap_or_else(|p| p.into_inner()).len();
-    if holding > 0 {
-        eprintln!("cometflow: worker `{}` stopping: handing back {holding} run(s)", opts.name);
+    {
+        let h = lock(&holding);
+        let (r, j) = (h.runs.len(), h.jobs.len());
+        if r + j > 0 {
+            eprintln!("cometflow: worker `{}` stopping: handing back {r} run(s) and {j} step(s)", opts.name);
+        }
+        for held in h.runs.values().chain(h.jobs.values()) {
+            held.stop(HANDED_BACK);
+        }
     }
-    for h in held.lock().unwrap_or_else(|p| p.into_inner()).values() {
-        let _ = h.why.compare_exchange(RUNNING, HANDED_BACK, Ordering::SeqCst, Ordering::SeqCst);
-        h.stop.cancel();
-    }
-    while running.join_next().await.is_some() {}
+    while steps.join_next().await.is_some() {}
+    while runs.join_next().await.is_some() {}
     heartbeat.abort();
     listener.abort();
     let _ = queue::deregister(&pg, &opts.name).await;
@@ -119,19 +183,20 @@ pub async fn work(pg: Arc<Pg>, opts: WorkerOptions, shutdown: CancellationToken)
     Ok(())
 }
 
-/// Renews the worker's row and the lease of every held run, a third of a lease apart (and
-/// at once when a cancellation is announced); stops runs that were cancelled or lost.
-async fn heartbeat(pg: Arc<Pg>, opts: WorkerOptions, held: HeldRuns, cancels: Arc<Notify>) {
+/// Renews the worker's row and the lease of everything it holds, a third of a lease apart
+/// (and at once when a cancellation is announced); stops what was cancelled or lost.
+async fn heartbeat(pg: Arc<Pg>, opts: WorkerOptions, holding: Holdings, signals: Arc<Signals>) {
     let every = opts.lease / 3;
     loop {
         let _ = queue::beat(&pg, &opts.name).await;
-        let snapshot: Vec<(String, i64, CancellationToken, Arc<AtomicU8>)> = held
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(id, h)| (id.clone(), h.epoch, h.stop.clone(), h.why.clone()))
-            .collect();
-        for (id, epoch, stop, why) in snapshot {
+        let (runs, steps): (Vec<_>, Vec<_>) = {
+            let h = lock(&holding);
+            (
+                h.runs.iter().map(|(id, held)| (id.clone(), held.fence)).collect(),
+                h.jobs.iter().map(|(id, held)| (*id, held.fence)).collect(),
+            )
+        };
+        for (id, epoch) in runs {
             let verdict = match queue::renew(&pg, &id, epoch, opts.lease).await {
                 Ok(Lease::Held) => continue,
                 Ok(Lease::CancelRequested) => CANCELLED,
@@ -142,7 +207,7 @@ async fn heartbeat(pg: Arc<Pg>, opts: WorkerOptions, held: HeldRuns, cancels: Ar
                     continue;
                 }
             };
-            if why.compare_exchange(RUNNING, verdict, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+            if lock(&holding).runs.get(&id).is_some_and(|h| h.stop(verdict)) {
                 if verdict == LOST {
                     eprintln!(
                         "cometflow: worker `{}` lost its lease on run `{id}` to another worker; stopping it",
@@ -152,124 +217,27 @@ async fn heartbeat(pg: Arc<Pg>, opts: WorkerOptions, held: HeldRuns, cancels: Ar
                     eprintln!("cometflow: run `{id}` was cancelled; stopping it");
                 }
             }
-            stop.cancel();
+        }
+        for (id, fence) in steps {
+            let verdict = match jobs::renew(&pg, id, fence, opts.lease).await {
+                Ok(JobLease::Held) => continue,
+                Ok(JobLease::RunStopped) => CANCELLED,
+                Ok(JobLease::Lost) => LOST,
+                Err(e) => {
+                    tracing::warn!("cannot renew the lease on a step: {e}");
+                    continue;
+                }
+            };
+            if lock(&holding).jobs.get(&id).is_some_and(|h| h.stop(verdict)) && verdict == LOST {
+                eprintln!(
+                    "cometflow: worker `{}` lost its lease on a step to another worker; stopping it",
+                    opts.name
+                );
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
-            _ = cancels.notified() => {}
+            _ = signals.cancels.notified() => {}
         }
-    }
-}
-
-/// Runs one claimed run to its end and records it (unless it was lost or handed back).
-async fn hold(
-    pg: Arc<Pg>,
-    claim: Claim,
-    stop: CancellationToken,
-    why: Arc<AtomicU8>,
-    worker: &str,
-    lease: Duration,
-) {
-    let (id, epoch) = (claim.id.clone(), claim.epoch);
-    let resumed = epoch > 1;
-    eprintln!(
-        "cometflow: worker `{worker}` {} run `{id}` of `{}` (waited {} ms)",
-        if resumed { "took over" } else { "claimed" },
-        claim.pipeline,
-        claim.waited.as_millis()
-    );
-    if claim.cancel_requested {
-        let _ = queue::fail(&pg, &id, epoch, "cancelled", "cancelled while its worker was gone").await;
-        return;
-    }
-    let endpoint = Endpoint::from_env();
-    let backend = endpoint.backend();
-    let registry = Registry::new(Arc::new(Api::new(endpoint)));
-    let plan = match crate::validate::load_text(Path::new(&claim.file), claim.text.clone(), &registry)
-        .and_then(|p| Plan::build(p).map_err(|d| vec![d]))
-    {
-        Ok(plan) => Arc::new(plan),
-        Err(diags) => {
-            let message = diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n");
-            eprintln!("cometflow: run `{id}` cannot start: {message}");
-            let _ = queue::fail(&pg, &id, epoch, "failed", &message).await;
-            return;
-        }
-    };
-    let run_dir = PathBuf::from(&claim.run_dir);
-    if let Err(e) = std::fs::create_dir_all(&run_dir) {
-        let message = format!("cannot create the run folder `{}`: {e}", run_dir.display());
-        eprintln!("cometflow: run `{id}` cannot start: {message}; check COMETFLOW_ARTIFACTS");
-        let _ = queue::fail(&pg, &id, epoch, "failed", &message).await;
-        return;
-    }
-    let prior = match resumed
-        .then(|| {
-            Ok::<_, crate::store::StoreError>(crate::engine::hooks::Prior {
-                paid_calls: runs::tasks_submitted(&pg, &id)?,
-                ..runs::prior(&pg, &id)?
-            })
-        })
-        .transpose()
-    {
-        Ok(p) => p.unwrap_or_default(),
-        Err(e) => {
-            eprintln!("warning: cannot read what run `{id}` already did ({e}); handing it back");
-            let _ = queue::hand_back(&pg, &id, epoch).await;
-            return;
-        }
-    };
-    let journal = Arc::new(PgJournal::new(pg.clone(), &id, epoch, stop.clone()));
-    let cache = Arc::new(PgCache { pg: pg.clone(), run_id: id.clone(), read: true, backend });
-    let concurrency = claim.concurrency.or(plan.pipeline.concurrency).unwrap_or(8);
-    let options = RunOptions {
-        env: crate::runner::template_env(&plan.pipeline.env),
-        concurrency,
-        journal: journal.clone(),
-        cache: Some(cache),
-        resumed,
-        prior,
-        fleet: Some(Arc::new(PgSlots { pg: pg.clone(), holder: format!("{id}#{epoch}"), lease })),
-        ..RunOptions::new(id.clone(), run_dir.clone(), claim.inputs.clone(), stop.clone())
-    };
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    let started = Instant::now();
-    let seed = options.prior.paid_calls;
-    let mut record = crate::engine::execute(plan, options, tx).await;
-    // The run's paid calls, the earlier holders' included.
-    record.paid_calls += seed;
-    let _ = drain.await;
-    let reason = if journal.lost() { LOST } else { why.load(Ordering::SeqCst) };
-    match reason {
-        LOST => {
-            eprintln!("cometflow: run `{id}` belongs to another worker now; nothing more written");
-            return;
-        }
-        HANDED_BACK => {
-            match queue::hand_back(&pg, &id, epoch).await {
-                Ok(true) => eprintln!("cometflow: handed back run `{id}`"),
-                _ => eprintln!("warning: cannot hand back run `{id}`; another worker takes it over when its lease runs out"),
-            }
-            return;
-        }
-        _ => {}
-    }
-    let status = if reason == CANCELLED { "cancelled" } else { record.status.as_str() };
-    if let Err(e) = crate::store::write_record(&run_dir, &record) {
-        eprintln!("warning: cannot write run.json in `{}`: {e}", run_dir.display());
-    }
-    match runs::finish(&pg, &record, status, epoch) {
-        Ok(true) => {
-            let _ = queue::notify(&pg, queue::QUEUE, &id).await;
-            eprintln!(
-                "cometflow: run `{id}` {status} in {}",
-                crate::engine::human_duration(started.elapsed())
-            );
-        }
-        Ok(false) => {
-            eprintln!("cometflow: run `{id}` belongs to another worker now; its end is theirs to record")
-        }
-        Err(e) => eprintln!("warning: cannot record the end of run `{id}`: {e}"),
     }
 }

@@ -48,9 +48,28 @@ impl Fleet {
     }
 
     fn worker(&self, name: &str, lease: &str) -> Running {
-        let mut w = Running::start(&self.machine("").args(&["worker", "--name", name, "--lease", lease]));
+        self.worker_with(name, lease, &[])
+    }
+
+    fn worker_with(&self, name: &str, lease: &str, extra: &[&str]) -> Running {
+        let args = ["worker", "--name", name, "--lease", lease];
+        let mut w = Running::start(&self.machine("").args(&args).args(extra));
         w.expect_line("started", Duration::from_secs(30));
         w
+    }
+
+    /// `cometflow workers`, one line per worker, waiting until `ready` holds of it.
+    fn workers_until(&self, ready: impl Fn(&[String]) -> bool, within: Duration) -> Vec<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let out = self.machine("").then(&["workers"]);
+            let lines: Vec<String> = out.stdout.lines().skip(1).map(str::to_owned).collect();
+            if ready(&lines) {
+                return lines;
+            }
+            assert!(Instant::now() < deadline, "`cometflow workers` never showed that:\n{}", out.stdout);
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn submit(&self, yaml: &str) -> String {
@@ -370,3 +389,124 @@ steps:
     assert!(show.stdout.contains("budget exceeded"), "{}", show.stdout);
     assert_eq!(fleet.sim.submits("kling"), 1, "{}", fleet.sim.stats());
 }
+
+/// The steps of one run are claimed one by one by whichever workers are free, not by the
+/// worker that holds the run: four items on two workers that run two steps each. The
+/// submitter's folder is gone (another machine): commands run in the run's shared folder.
+#[test]
+fn the_steps_of_one_run_spread_over_the_workers_and_workers_shows_them() {
+    let Some(fleet) = Fleet::start("") else { return };
+    let yaml = r#"
+name: fan
+steps:
+  fan:
+    for_each: [1, 2, 3, 4]
+    run: |
+      echo "worker=$PPID" >> "$COMETFLOW_OUTPUT"
+      sleep 6
+"#;
+    // Started together on a new database: both create the schema without tripping.
+    let start = |name: &str| {
+        let args = ["worker", "--name", name, "--lease", "5s", "--concurrency", "2"];
+        Running::start(&fleet.machine("").args(&args))
+    };
+    let (mut w1, mut w2) = (start("w1"), start("w2"));
+    w1.expect_line("started", Duration::from_secs(30));
+    w2.expect_line("started", Duration::from_secs(30));
+    let id = fleet.submit(yaml);
+    let busy =
+        |l: &[String]| l.len() == 2 && l.iter().all(|w| w.contains("steps 2/2") && w.contains(": fan["));
+    let lines = fleet.workers_until(busy, Duration::from_secs(30));
+    assert_eq!(lines.iter().filter(|l| l.contains(&format!("runs 1: {id}"))).count(), 1, "{lines:?}");
+    fleet.wait_status(&id, "succeeded", Duration::from_secs(30));
+    let record = fleet.machine("").then(&["runs", "show", &id, "--json"]).json();
+    let items = record["steps"]["fan"]["outputs"].as_array().unwrap().clone();
+    let mut pids: Vec<&str> = items.iter().map(|o| o["worker"].as_str().unwrap()).collect();
+    pids.sort();
+    pids.dedup();
+    assert_eq!(pids.len(), 2, "{items:?}");
+}
+
+/// A worker dies while it runs a paid step of a run another worker holds: the step's lease
+/// runs out, the surviving worker takes the step over and polls the recorded task.
+#[test]
+fn a_worker_killed_while_running_a_step_of_anothers_run_is_replaced_and_nothing_is_paid_twice() {
+    let Some(fleet) = Fleet::start("task_time=3s") else { return };
+    let yaml = r#"
+name: clips
+steps:
+  clips:
+    for_each: ["a", "b"]
+    uses: kling.text2video
+    poll: { interval: 100ms, max_interval: 200ms }
+    with: { prompt: "shot {{ item }}" }
+"#;
+    let mut w1 = fleet.worker_with("w1", "2s", &["--concurrency", "1"]);
+    let mut w2 = fleet.worker_with("w2", "2s", &["--concurrency", "1"]);
+    let id = fleet.submit(yaml);
+    fleet.sim.wait_for_tasks(2, Duration::from_secs(30));
+    // Each worker runs one step (one step at a time each); one of them holds the run.
+    let both = |l: &[String]| l.len() == 2 && l.iter().all(|w| w.contains("steps 1/1"));
+    let lines = fleet.workers_until(both, Duration::from_secs(30));
+    let holder = lines.iter().find(|l| l.contains(&format!("runs 1: {id}"))).expect("a holder");
+    let (survivor, victim) = if holder.starts_with("w1") { (&mut w1, &w2) } else { (&mut w2, &w1) };
+    kill(victim, libc::SIGKILL);
+    survivor.expect_line("took over step `clips[", Duration::from_secs(30));
+    fleet.wait_status(&id, "succeeded", Duration::from_secs(30));
+    assert_eq!(fleet.sim.submits("kling"), 2, "{}", fleet.sim.stats());
+    let show = fleet.machine("").then(&["runs", "show", &id]);
+    assert!(!show.stdout.contains("resumed"), "the run kept its holder:\n{}", show.stdout);
+}
+
+/// Steps of one run on several workers share the run's `budget.calls`: the holder reserves
+/// a call before a paid step leaves, so workers never overspend together.
+#[test]
+fn the_call_budget_holds_when_one_runs_paid_steps_run_on_several_workers() {
+    let Some(fleet) = Fleet::start("task_time=500ms") else { return };
+    let yaml = r#"
+name: clips
+budget: { calls: 2 }
+steps:
+  clips:
+    for_each: ["a", "b", "c", "d"]
+    uses: kling.text2video
+    continue_on_error: true
+    poll: { interval: 100ms, max_interval: 200ms }
+    with: { prompt: "shot {{ item }}" }
+"#;
+    let _w1 = fleet.worker_with("w1", "5s", &["--concurrency", "2"]);
+    let _w2 = fleet.worker_with("w2", "5s", &["--concurrency", "2"]);
+    let id = fleet.submit(yaml);
+    fleet.wait_status(&id, "succeeded", Duration::from_secs(60));
+    assert_eq!(fleet.sim.submits("kling"), 2, "{}", fleet.sim.stats());
+    let record = fleet.machine("").then(&["runs", "show", &id, "--json"]).json();
+    let error = record["steps"]["clips"]["error"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(error.matches("budget exceeded").count(), 2, "{error}");
+}
+
+/// `cancel` reaches a step that runs on a worker other than the run's holder.
+#[test]
+fn cancel_stops_the_steps_a_run_has_on_other_workers() {
+    let Some(fleet) = Fleet::start("task_time=60s") else { return };
+    let yaml = r#"
+name: clips
+steps:
+  clips:
+    for_each: ["a", "b"]
+    uses: kling.text2video
+    poll: { interval: 100ms, max_interval: 200ms }
+    with: { prompt: "shot {{ item }}" }
+"#;
+    let _w1 = fleet.worker_with("w1", "5s", &["--concurrency", "1"]);
+    let _w2 = fleet.worker_with("w2", "5s", &["--concurrency", "1"]);
+    let id = fleet.submit(yaml);
+    fleet.sim.wait_for_tasks(2, Duration::from_secs(30));
+    let out = fleet.machine("").then(&["cancel", &id]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    fleet.wait_status(&id, "cancelled", Duration::from_secs(15));
+    let idle =
+        |l: &[String]| l.len() == 2 && l.iter().all(|w| w.contains("steps 0/1") && w.contains("runs 0"));
+    fleet.workers_until(idle, Duration::from_secs(15));
+    assert_eq!(fleet.sim.submits("kling"), 2, "{}", fleet.sim.stats());
+}
+

@@ -46,18 +46,26 @@ pub fn workers() -> Outcome {
             return Ok(());
         }
         let w = list.iter().map(|w| w.name.len()).max().unwrap_or(4).max(6);
-        println!("{:w$}  {:20}  {:>8}  {:>9}  {:22}  RUNS", "WORKER", "HOST", "PID", "HEARTBEAT", "AT");
+        // RUNS: the runs it holds (walks, and records); STEPS: the steps it runs now, of
+        // any run, out of its `--concurrency`.
+        println!(
+            "{:w$}  {:20}  {:>8}  {:>9}  {:22}  STEPS / RUNS",
+            "WORKER", "HOST", "PID", "HEARTBEAT", "AT"
+        );
+        let list_of = |v: &[String]| if v.is_empty() { "-".to_owned() } else { v.join(", ") };
         for row in list {
-            let runs = if row.runs.is_empty() { "-".to_owned() } else { row.runs.join(", ") };
             println!(
-                "{:w$}  {:20}  {:>8}  {:>8.1}s  {:22}  {}/{}: {runs}",
+                "{:w$}  {:20}  {:>8}  {:>8.1}s  {:22}  steps {}/{}: {} / runs {}: {}",
                 row.name,
                 row.host,
                 row.pid,
                 row.heartbeat_age.as_secs_f64(),
                 row.heartbeat_at,
+                row.steps.len(),
+                row.concurrency,
+                list_of(&row.steps),
                 row.runs.len(),
-                row.concurrency
+                list_of(&row.runs),
             );
         }
         Ok(())

@@ -13,11 +13,12 @@ Examples:
   cometflow worker --concurrency 4 --name gpu-box-1 --lease 1m
 
 Every worker needs the same COMETFLOW_STORE, COMETAPI_KEY and a COMETFLOW_ARTIFACTS
-directory that all of them mount. Ctrl-C or SIGTERM hands back the runs it holds.";
+directory that all of them mount. Ctrl-C or SIGTERM hands back the runs and steps it holds.";
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
-    /// Runs held at once (each runs its steps with the pipeline's `concurrency`)
+    /// Steps this worker runs at once, of any run (it also walks up to as many runs, whose
+    /// steps go to whichever workers are free)
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: u32,
     /// The name shown by `cometflow workers` (default: host-pid)

@@ -24,6 +24,14 @@ impl Budget {
         self.used.load(Ordering::Relaxed)
     }
 
+    /// Settles a reservation made with [`Budget::charge`] for work done elsewhere (another
+    /// machine of a fleet): `reserved` calls were taken, `paid` were really made.
+    pub fn settle(&self, reserved: u64, paid: u64) {
+        let _ = self
+            .used
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| Some((u + paid).saturating_sub(reserved)));
+    }
+
     /// Takes one call from the budget, or refuses without taking anything.
     pub fn charge(&self) -> Result<(), StepError> {
         let Some(limit) = self.limit else {

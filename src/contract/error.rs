@@ -5,7 +5,8 @@ use std::time::Duration;
 use serde_json::Value as Json;
 
 /// Why an attempt failed, for callers that branch on it (the message is for people).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// The kind's own failure: a provider refused or failed the task, a command exited non-zero.
     #[default]

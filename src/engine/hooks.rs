@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use serde_json::Value as Json;
 
 use super::record::StepRecord;
-use crate::contract::{durable, Durable, TaskJournal};
+use crate::contract::{durable, Durable, StepCtx, StepError, StepKind, TaskJournal};
 
 /// Durable writes. A submitted task is on disk when `task_submitted` returns (the task
 /// facts a kind records itself are the contract's [`TaskJournal`]); other facts are
@@ -85,4 +85,22 @@ pub trait FleetSlots: Send + Sync {
     /// Waits for one of `limit` slots of `family`; the slot is free again when the returned
     /// guard drops. `None` when the slots cannot be had (the step then runs on local limits).
     fn acquire<'a>(&'a self, family: &'a str, limit: usize) -> BoxFuture<'a, Option<Box<dyn Send + Sync>>>;
+}
+
+/// Somewhere else to run an attempt: with a fleet of workers, an attempt of a step with
+/// effects (a shell command, a provider call) may run on any machine, while the run's walk,
+/// its pure steps, retries, cache and journal stay with the run's holder.
+pub trait Dispatch: Send + Sync {
+    /// Runs one attempt of the execution `ctx` describes with `kind` (named `uses`) on this
+    /// rendered input, and returns what the kind returned. The executor applies
+    /// `ctx.timeout`, stops when the run is cancelled, and charges paid calls to
+    /// `ctx.budget`. When `ctx.cancel` fires for another reason (the run is handed back or
+    /// lost), the attempt may be left running for the run's next holder to collect.
+    fn attempt<'a>(
+        &'a self,
+        kind: &'a dyn StepKind,
+        uses: &'a str,
+        ctx: &'a StepCtx,
+        input: Json,
+    ) -> BoxFuture<'a, Result<Json, StepError>>;
 }

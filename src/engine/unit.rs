@@ -15,7 +15,7 @@ use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
 
-use crate::contract::{secrets, ErrorKind, StepCtx, StepError, UnknownSubmit};
+use crate::contract::{secrets, ErrorKind, StepCtx, StepError, StepKind, UnknownSubmit};
 use crate::model::{human_duration, Cond, Step, StepIdx};
 use crate::template::eval_condition;
 
@@ -347,30 +347,13 @@ async fn attempt_once(shared: &Shared, step: &Step, ctx: &StepCtx, input: Json) 
 }
 
 async fn attempt_raw(shared: &Shared, step: &Step, ctx: &StepCtx, input: Json) -> Result<Json, Attempt> {
-    // A kind that panics fails its step; the run goes on and its record is still written.
-    let run = AssertUnwindSafe(step.kind.execute(ctx, input)).catch_unwind().map(|r| {
-        r.unwrap_or_else(|panic| {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            Err(StepError::fatal(format!(
-                "the `{}` step stopped on an internal error ({what}); this is a cometflow bug, please report it",
-                step.uses
-            )))
-        })
-    });
     let timed = async {
-        match ctx.timeout {
-            Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
-                Err(StepError {
-                    retryable: step.kind.spec().idempotent,
-                    ..StepError::fatal(format!("timed out after {}", human_duration(limit)))
-                        .kind(ErrorKind::Timeout)
-                })
-            }),
-            None => run.await,
+        match &shared.dispatch {
+            // Pure steps stay with the walk: sending them away would cost more than they do.
+            Some(dispatch) if !step.kind.spec().pure => {
+                dispatch.attempt(step.kind.as_ref(), &step.uses, ctx, input).await
+            }
+            _ => attempt_here(step.kind.as_ref(), &step.uses, ctx, input).await,
         }
     };
     tokio::pin!(timed);
@@ -391,8 +374,40 @@ async fn attempt_raw(shared: &Shared, step: &Step, ctx: &StepCtx, input: Json) -
     }
 }
 
+/// One attempt of `kind` in this process, under `ctx.timeout`. A kind that panics fails
+/// its step; the run goes on and its record is still written.
+pub async fn attempt_here(
+    kind: &dyn StepKind,
+    uses: &str,
+    ctx: &StepCtx,
+    input: Json,
+) -> Result<Json, StepError> {
+    let run = AssertUnwindSafe(kind.execute(ctx, input)).catch_unwind().map(|r| {
+        r.unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(StepError::fatal(format!(
+                "the `{uses}` step stopped on an internal error ({what}); this is a cometflow bug, please report it"
+            )))
+        })
+    });
+    match ctx.timeout {
+        Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
+            Err(StepError {
+                retryable: kind.spec().idempotent,
+                ..StepError::fatal(format!("timed out after {}", human_duration(limit)))
+                    .kind(ErrorKind::Timeout)
+            })
+        }),
+        None => run.await,
+    }
+}
+
 /// How long an interrupted step may take to stop by itself before it is dropped.
-const CANCEL_GRACE: Duration = Duration::from_secs(15);
+pub const CANCEL_GRACE: Duration = Duration::from_secs(15);
 
 fn cancelled(attempts: u32) -> Outcome {
     Outcome {

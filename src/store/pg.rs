@@ -6,6 +6,7 @@
 //! It owns connecting, retrying and the schema's migrations; the tables' meaning lives in
 //! the sibling files (`runs`, `journal`, `queue`).
 
+pub mod jobs;
 pub mod journal;
 pub mod paths;
 pub mod queue;
@@ -323,14 +324,43 @@ mod migrations {
         PRIMARY KEY (run_id, step, item)
     );
     "#,
+        // 3: the step queue. The run's holder walks it and queues each attempt of a step with
+        // effects; any worker claims one, runs it under a lease of its own, and writes the
+        // result for the holder (or the holder's successor) to collect. `fence` is new at
+        // every claim: a worker that lost the job can no longer write for it.
+        r#"
+    CREATE SEQUENCE step_job_fence;
+    CREATE TABLE step_jobs (
+        id          BIGSERIAL PRIMARY KEY,
+        run_id      TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        step        TEXT NOT NULL,
+        item        BIGINT NOT NULL,
+        attempt     INTEGER NOT NULL,
+        kind        TEXT NOT NULL,
+        job         TEXT NOT NULL,
+        status      TEXT NOT NULL DEFAULT 'queued',   -- queued, running, done
+        worker      TEXT,
+        fence       BIGINT NOT NULL DEFAULT 0,
+        claims      INTEGER NOT NULL DEFAULT 0,
+        lease_until TIMESTAMPTZ,
+        queued_at   TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+        claimed_at  TIMESTAMPTZ,
+        finished_at TIMESTAMPTZ,
+        result      TEXT,
+        UNIQUE (run_id, step, item, attempt)
+    );
+    CREATE INDEX step_jobs_open ON step_jobs (status, id) WHERE status <> 'done';
+    "#,
     ];
 
     pub(super) async fn apply(pg: &Pg) -> Result<(), StoreError> {
         let n = MIGRATIONS.len() as i32;
         pg.with(|c| async move {
+            // The lock first: processes starting together on a new database would race to
+            // create even `schema_version`.
             c.batch_execute(
-                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
-                 BEGIN; SELECT pg_advisory_xact_lock(7215001);",
+                "BEGIN; SELECT pg_advisory_xact_lock(7215001);
+                 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);",
             )
             .await?;
             let result = async {

@@ -20,8 +20,12 @@ use crate::engine::hooks::{Cache, Journal};
 use crate::engine::StepRecord;
 use crate::store::StoreError;
 
-/// `WHERE` clause of every fenced write: `$1` is the run id, `$2` the epoch.
-const FENCE: &str = "EXISTS (SELECT 1 FROM runs WHERE id = $1 AND lease_epoch = $2 FOR SHARE)";
+/// `WHERE` clause of every fenced write of a run's holder: `$1` is the run id, `$2` the
+/// lease epoch.
+const RUN_FENCE: &str = "EXISTS (SELECT 1 FROM runs WHERE id = $1 AND lease_epoch = $2 FOR SHARE)";
+/// The same for a worker running one attempt of a step for the run's holder: `$2` is the
+/// fence of its claim on the job (see `jobs`).
+const JOB_FENCE: &str = "EXISTS (SELECT 1 FROM step_jobs WHERE run_id = $1 AND fence = $2 FOR SHARE)";
 
 /// Writes one run's progress while its holder keeps the lease.
 pub struct PgJournal {
@@ -31,6 +35,7 @@ pub struct PgJournal {
     /// Set when a write found the run taken over; cancels `stop`.
     pub(crate) lost: Arc<AtomicBool>,
     pub(crate) stop: CancellationToken,
+    fence: &'static str,
 }
 
 fn item_col(item: Option<usize>) -> i64 {
@@ -39,7 +44,21 @@ fn item_col(item: Option<usize>) -> i64 {
 
 impl PgJournal {
     pub fn new(pg: Arc<Pg>, run_id: &str, epoch: i64, stop: CancellationToken) -> Self {
-        PgJournal { pg, run_id: run_id.to_owned(), epoch, lost: Arc::new(AtomicBool::new(false)), stop }
+        PgJournal {
+            pg,
+            run_id: run_id.to_owned(),
+            epoch,
+            lost: Arc::new(AtomicBool::new(false)),
+            stop,
+            fence: RUN_FENCE,
+        }
+    }
+
+    /// The task journal of one attempt a worker runs for the run's holder, fenced by its
+    /// claim on the job rather than by the run's lease (the run may change holders
+    /// meanwhile; the attempt goes on).
+    pub fn for_job(pg: Arc<Pg>, run_id: &str, fence: i64, stop: CancellationToken) -> Self {
+        PgJournal { fence: JOB_FENCE, ..PgJournal::new(pg, run_id, fence, stop) }
     }
 
     /// Whether a write found the run held by someone else.
@@ -50,7 +69,7 @@ impl PgJournal {
     fn fenced(&self, what: &str, result: Result<u64, StoreError>) {
         match result {
             Ok(0) => {
-                if !self.lost.swap(true, Ordering::SeqCst) {
+                if !self.lost.swap(true, Ordering::SeqCst) && self.fence == RUN_FENCE {
                     eprintln!(
                         "cometflow: run `{}` was taken over by another worker (its lease ran out); \
                          this process stops it and writes nothing more",
@@ -65,6 +84,7 @@ impl PgJournal {
     }
 
     fn write_step(&self, step: &str, item: i64, r: &StepRecord) -> Result<u64, StoreError> {
+        let fence = self.fence;
         let outputs = super::paths::store(&r.outputs, &self.pg.artifacts).to_string();
         let attempts = r.attempts as i32;
         let (started, finished) = (r.started_at.map(|t| t.to_string()), r.finished_at.map(|t| t.to_string()));
@@ -72,7 +92,7 @@ impl PgJournal {
             &format!(
                 "INSERT INTO steps (run_id, step, item, kind, status, attempts, cached, outputs, error,
                                     started_at, finished_at)
-                 SELECT $1, $3, $4::bigint, $5, $6, $7::int, $8::bool, $9, $10, $11, $12 WHERE {FENCE}
+                 SELECT $1, $3, $4::bigint, $5, $6, $7::int, $8::bool, $9, $10, $11, $12 WHERE {fence}
                  ON CONFLICT (run_id, step, item) DO UPDATE SET kind = EXCLUDED.kind, status = EXCLUDED.status,
                     attempts = EXCLUDED.attempts, cached = EXCLUDED.cached, outputs = EXCLUDED.outputs,
                     error = EXCLUDED.error, started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at"
@@ -97,11 +117,12 @@ impl PgJournal {
 
 impl TaskJournal for PgJournal {
     fn submit_intent(&self, step: &str, item: Option<usize>, family: &str) -> Durable {
+        let fence = self.fence;
         // Money: committed by the server before the request leaves (the submit window).
         let result = self.pg.execute_sync(
             &format!(
                 "INSERT INTO submits (run_id, step, item, family, sent_at)
-                 SELECT $1, $3, $4::bigint, $5, $6 WHERE {FENCE}
+                 SELECT $1, $3, $4::bigint, $5, $6 WHERE {fence}
                  ON CONFLICT (run_id, step, item) DO UPDATE SET family = EXCLUDED.family, sent_at = EXCLUDED.sent_at"
             ),
             &[&self.run_id, &self.epoch, &step, &item_col(item), &family, &Timestamp::now().to_string()],
@@ -111,8 +132,9 @@ impl TaskJournal for PgJournal {
     }
 
     fn submit_settled(&self, step: &str, item: Option<usize>) {
+        let fence = self.fence;
         let result = self.pg.execute_sync(
-            &format!("DELETE FROM submits WHERE run_id = $1 AND step = $3 AND item = $4::bigint AND {FENCE}"),
+            &format!("DELETE FROM submits WHERE run_id = $1 AND step = $3 AND item = $4::bigint AND {fence}"),
             &[&self.run_id, &self.epoch, &step, &item_col(item)],
         );
         if let Err(e) = result {
@@ -121,10 +143,11 @@ impl TaskJournal for PgJournal {
     }
 
     fn task_submitted(&self, step: &str, item: Option<usize>, family: &str, task_id: &str) -> Durable {
+        let fence = self.fence;
         let result = self.pg.execute_sync(
             &format!(
                 "INSERT INTO tasks (run_id, step, item, family, task_id, submitted_at, state)
-                 SELECT $1, $3, $4::bigint, $5, $6, $7, 'submitted' WHERE {FENCE}
+                 SELECT $1, $3, $4::bigint, $5, $6, $7, 'submitted' WHERE {fence}
                  ON CONFLICT DO NOTHING"
             ),
             &[
@@ -150,11 +173,12 @@ impl TaskJournal for PgJournal {
     }
 
     fn task_ended(&self, step: &str, item: Option<usize>, task_id: &str, succeeded: bool) {
+        let fence = self.fence;
         let state = if succeeded { "succeeded" } else { "failed" };
         let result = self.pg.execute_sync(
             &format!(
                 "UPDATE tasks SET state = $6 WHERE run_id = $1 AND step = $3 AND item = $4 AND task_id = $5
-                 AND {FENCE}"
+                 AND {fence}"
             ),
             &[&self.run_id, &self.epoch, &step, &item_col(item), &task_id, &state],
         );
@@ -167,11 +191,12 @@ impl TaskJournal for PgJournal {
 
 impl Journal for PgJournal {
     fn attempt_finished(&self, step: &str, item: Option<usize>, attempt: u32, error: Option<&str>) {
+        let fence = self.fence;
         let attempt = attempt as i32;
         let result = self.pg.execute_sync(
             &format!(
                 "INSERT INTO attempts (run_id, step, item, attempt, finished_at, error)
-                 SELECT $1, $3, $4::bigint, $5::int, $6, $7 WHERE {FENCE}
+                 SELECT $1, $3, $4::bigint, $5::int, $6, $7 WHERE {fence}
                  ON CONFLICT (run_id, step, item, attempt) DO UPDATE SET finished_at = EXCLUDED.finished_at,
                     error = EXCLUDED.error"
             ),

@@ -238,6 +238,8 @@ pub struct WorkerRow {
     pub heartbeat_at: String,
     pub heartbeat_age: Duration,
     pub runs: Vec<String>,
+    /// Steps it runs now, as `run id: step[item]`.
+    pub steps: Vec<String>,
 }
 
 /// Workers whose last heartbeat is younger than their lease.
@@ -248,7 +250,10 @@ pub async fn workers(pg: &Pg) -> Result<Vec<WorkerRow>, StoreError> {
                 to_char(w.heartbeat_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
                 GREATEST(0, extract(epoch FROM now() - w.heartbeat_at))::float8,
                 COALESCE((SELECT array_agg(r.id || ' (' || r.pipeline || ')' ORDER BY r.seq) FROM runs r
-                          WHERE r.lease_owner = w.name AND r.status = 'running'), '{}')
+                          WHERE r.lease_owner = w.name AND r.status = 'running'), '{}'),
+                COALESCE((SELECT array_agg(j.run_id || ': ' || j.step
+                                  || CASE WHEN j.item >= 0 THEN '[' || j.item || ']' ELSE '' END ORDER BY j.id)
+                          FROM step_jobs j WHERE j.worker = w.name AND j.status = 'running'), '{}')
              FROM workers w
              WHERE w.heartbeat_at > now() - make_interval(secs => (w.lease_ms / 1000.0)::float8)
              ORDER BY w.name",
@@ -265,6 +270,7 @@ pub async fn workers(pg: &Pg) -> Result<Vec<WorkerRow>, StoreError> {
             heartbeat_at: r.get(4),
             heartbeat_age: Duration::from_secs_f64(r.get::<_, f64>(5)),
             runs: r.get(6),
+            steps: r.get(7),
         })
         .collect())
 }
@@ -278,33 +284,74 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// Listens on [`QUEUE`] and [`CANCEL`] on a connection of its own, waking `work` and
-/// `cancels`; reconnects with backoff (and wakes both, since a notice may have been missed).
-pub async fn listen(pg: Arc<Pg>, work: Arc<Notify>, cancels: Arc<Notify>) {
+/// What the listener wakes.
+#[derive(Default)]
+pub struct Signals {
+    /// New work: a queued run or job, or one handed back.
+    pub work: Notify,
+    /// A run was cancelled.
+    pub cancels: Notify,
+    /// Holders waiting for the result of a job, by job id.
+    done: std::sync::Mutex<std::collections::HashMap<i64, Arc<Notify>>>,
+}
+
+impl Signals {
+    /// Wakes the returned handle when job `id` is done (a notice before the first wait is
+    /// kept). Call [`Signals::forget`] once the result is in.
+    pub fn watch(&self, id: i64) -> Arc<Notify> {
+        self.done.lock().unwrap_or_else(|p| p.into_inner()).entry(id).or_default().clone()
+    }
+
+    pub fn forget(&self, id: i64) {
+        self.done.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+    }
+
+    fn job_done(&self, payload: &str) {
+        let Ok(id) = payload.parse::<i64>() else { return };
+        if let Some(n) = self.done.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            n.notify_one();
+        }
+    }
+
+    /// After a reconnection: notices may have been missed, so everyone looks again.
+    fn wake_all(&self) {
+        self.work.notify_one();
+        self.cancels.notify_one();
+        for n in self.done.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            n.notify_one();
+        }
+    }
+}
+
+/// Listens on [`QUEUE`], [`CANCEL`] and the step queue's channels on a connection of its
+/// own, waking workers, heartbeats and holders waiting for results; reconnects with backoff
+/// (and wakes everyone, since a notice may have been missed).
+pub async fn listen(pg: Arc<Pg>, signals: Arc<Signals>) {
+    use super::jobs::{DONE, JOBS};
     let mut wait = Duration::from_millis(100);
     loop {
         match tokio_postgres::connect(&pg.url, NoTls).await {
             Ok((client, mut conn)) => {
                 wait = Duration::from_millis(100);
-                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
                 let driver = tokio::spawn(async move {
                     let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
                     while let Some(Ok(m)) = messages.next().await {
                         if let AsyncMessage::Notification(n) = m {
-                            if tx.send(n.channel().to_owned()).is_err() {
+                            if tx.send((n.channel().to_owned(), n.payload().to_owned())).is_err() {
                                 break;
                             }
                         }
                     }
                 });
-                if client.batch_execute(&format!("LISTEN {QUEUE}; LISTEN {CANCEL}")).await.is_ok() {
-                    work.notify_one();
-                    cancels.notify_one();
-                    while let Some(channel) = rx.recv().await {
-                        if channel == CANCEL {
-                            cancels.notify_one()
-                        } else {
-                            work.notify_one()
+                let listen = format!("LISTEN {QUEUE}; LISTEN {CANCEL}; LISTEN {JOBS}; LISTEN {DONE}");
+                if client.batch_execute(&listen).await.is_ok() {
+                    signals.wake_all();
+                    while let Some((channel, payload)) = rx.recv().await {
+                        match channel.as_str() {
+                            CANCEL => signals.cancels.notify_one(),
+                            DONE => signals.job_done(&payload),
+                            _ => signals.work.notify_one(),
                         }
                     }
                 }
