@@ -510,3 +510,43 @@ steps:
     assert_eq!(fleet.sim.submits("kling"), 2, "{}", fleet.sim.stats());
 }
 
+/// Every scheduler was down over two due times; one starts again on a machine that never
+/// ran one: it catches up the latest missed time (`catch_up: latest`) from the fleet's
+/// record, once.
+#[test]
+fn a_scheduler_on_a_new_machine_catches_up_what_the_fleet_missed() {
+    let Some(fleet) = Fleet::start("") else { return };
+    let yaml = r#"
+name: minutely
+on:
+  schedule:
+    - cron: "* * * * *"
+      timezone: UTC
+      catch_up: latest
+steps:
+  a:
+    uses: value
+    with: { x: 1 }
+"#;
+    // Virtual 00:00:00 now, a minute every 3 s: due at 00:01 (+3 s), 00:02 (+6 s), ...
+    let anchor = jiff::Timestamp::now().as_millisecond();
+    let clock = format!("{anchor},2030-01-01T00:00:00Z,20");
+    let scheduler = || {
+        let t = fleet.machine(yaml).env("COMETFLOW_TEST_CLOCK", &clock).args(&["schedule", "pipeline.yaml"]);
+        let s = Running::start(&t);
+        (t, s)
+    };
+    let _w = fleet.worker("w1", "5s");
+    let (_ta, mut a) = scheduler();
+    a.expect_line("queued `minutely` for 2030-01-01T00:01:00Z", Duration::from_secs(20));
+    kill(&a, libc::SIGKILL);
+    let left = anchor + 7_500 - jiff::Timestamp::now().as_millisecond();
+    std::thread::sleep(Duration::from_millis(left.max(0) as u64));
+    let (_tb, mut b) = scheduler();
+    let line = b.expect_line("catching up the run of", Duration::from_secs(20));
+    assert!(line.contains("2030-01-01T00:0"), "{line}");
+    b.expect_line("queued `minutely`", Duration::from_secs(10));
+    kill(&b, libc::SIGKILL);
+    let list = fleet.machine("").then(&["runs", "--limit", "50"]);
+    assert_eq!(list.stdout.matches("minutely").count(), 2, "{}", list.stdout);
+}

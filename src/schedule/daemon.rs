@@ -80,6 +80,21 @@ pub async fn run(opts: DaemonOptions, shutdown: impl Future<Output = Stop>) -> R
     };
     let runs = JoinSet::new();
     let mut d = Daemon { opts, dirs, named, pipelines: BTreeMap::new(), record, state, root, runs, shared };
+    if let Some(pg) = &d.shared {
+        // The fleet's memory wins over this machine's: another scheduler may have handled
+        // later due times, or this machine may never have run one.
+        match marks::load(pg).await {
+            Ok(marks) => {
+                for (name, at) in marks {
+                    let last = d.record.last.entry(name).or_insert(at);
+                    *last = (*last).max(at);
+                }
+            }
+            Err(e) => eprintln!(
+                "warning: cannot read the fleet's schedule marks ({e}); catching up from this machine's"
+            ),
+        }
+    }
     let now = clock::now();
     for f in files {
         d.reload(&f, now);
@@ -343,6 +358,14 @@ impl Daemon {
     }
 
     fn save_record(&self) {
+        if let Some(pg) = self.shared.clone() {
+            let last = self.record.last.clone();
+            tokio::spawn(async move {
+                if let Err(e) = marks::save(&pg, &last).await {
+                    eprintln!("warning: cannot record the due times handled in the shared store: {e}");
+                }
+            });
+        }
         if let Err(e) = self.record.save(&self.state) {
             eprintln!(
                 "warning: cannot write `{}`: {e}; missed runs may not be caught up after a restart",
@@ -405,4 +428,41 @@ fn queue_due(
             Err(e) => eprintln!("error: cannot queue `{name}` for {at}: {e}"),
         }
     });
+}
+
+/// The last due time handled per pipeline, shared by every scheduler of a fleet.
+mod marks {
+    use std::collections::BTreeMap;
+
+    use jiff::Timestamp;
+
+    use crate::store::pg::Pg;
+    use crate::store::StoreError;
+
+    pub async fn load(pg: &Pg) -> Result<Vec<(String, Timestamp)>, StoreError> {
+        let rows = pg
+            .query(
+                "SELECT pipeline, to_char(last_due AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')
+                 FROM schedule_marks",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| Some((r.get::<_, String>(0), r.get::<_, String>(1).parse().ok()?)))
+            .collect())
+    }
+
+    /// Moves each mark forward (never back: a scheduler behind the others changes nothing).
+    pub async fn save(pg: &Pg, last: &BTreeMap<String, Timestamp>) -> Result<(), StoreError> {
+        for (name, at) in last {
+            pg.execute(
+                "INSERT INTO schedule_marks (pipeline, last_due) VALUES ($1, ($2::text)::timestamptz)
+                 ON CONFLICT (pipeline) DO UPDATE SET last_due = GREATEST(schedule_marks.last_due, EXCLUDED.last_due)",
+                &[&name, &at.to_string()],
+            )
+            .await?;
+        }
+        Ok(())
+    }
 }

@@ -351,6 +351,14 @@ mod migrations {
     );
     CREATE INDEX step_jobs_open ON step_jobs (status, id) WHERE status <> 'done';
     "#,
+        // 4: per pipeline, the last due time any scheduler handled: a scheduler that starts
+        // after every scheduler was down catches up from here, on whichever machine.
+        r#"
+    CREATE TABLE schedule_marks (
+        pipeline TEXT PRIMARY KEY,
+        last_due TIMESTAMPTZ NOT NULL
+    );
+    "#,
     ];
 
     pub(super) async fn apply(pg: &Pg) -> Result<(), StoreError> {
