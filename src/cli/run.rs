@@ -29,16 +29,23 @@ Exit status: 0 succeeded, 1 a step failed, 2 invalid pipeline or arguments (noth
 3 the environment failed (no API key, unusable state store, the simulator did not start),
 130 interrupted.";
 
+/// What every command that starts runs (`run`, `watch`, `submit`) takes besides the file.
 #[derive(Debug, Args)]
-pub struct RunArgs {
-    #[command(flatten)]
-    pub file: FileArg,
+pub struct RunSettings {
     /// Set an input: -i name=value (converted to the input's type)
     #[arg(short = 'i', long = "input", value_name = "NAME=VALUE", value_parser = parse_input)]
     pub inputs: Vec<(String, String)>,
     /// Steps in flight at once (overrides the pipeline's `concurrency`; default 8)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    #[command(flatten)]
+    pub settings: RunSettings,
     /// Print the run's result as JSON on stdout (progress stays on stderr)
     #[arg(long)]
     pub json: bool,
@@ -84,11 +91,12 @@ pub fn run(args: RunArgs, output: &OutputArgs) -> Outcome {
         let plan = Arc::new(crate::load_plan(&args.file.file, &registry).map_err(invalid)?);
         // Kept to the end of the process, which frees it at once rather than step by step.
         std::mem::forget(plan.clone());
-        let mut inputs = crate::validate::resolve_inputs(&plan.pipeline, &args.inputs).map_err(invalid)?;
+        let mut inputs =
+            crate::validate::resolve_inputs(&plan.pipeline, &args.settings.inputs).map_err(invalid)?;
         let resume = match &args.resume {
             None => None,
             Some(spec) => {
-                let (id, original) = resumable(spec, &plan, &args.inputs, &inputs)?;
+                let (id, original) = resumable(spec, &plan, &args.settings.inputs, &inputs)?;
                 inputs = original;
                 Some(id)
             }
@@ -146,7 +154,7 @@ async fn execute(
     }
     let cancel = CancellationToken::new();
     let interrupt = tokio::spawn(watch_ctrl_c(cancel.clone()));
-    let concurrency = args.concurrency.map(|c| c as usize);
+    let concurrency = args.settings.concurrency.map(|c| c as usize);
     let backend = endpoint.backend();
     let launch = Launch {
         plan,

@@ -22,12 +22,8 @@ Exit status: 0 queued (with --wait: succeeded), 1 a step failed or the run was c
 pub struct SubmitArgs {
     #[command(flatten)]
     pub file: FileArg,
-    /// Set an input: -i name=value (converted to the input's type)
-    #[arg(short = 'i', long = "input", value_name = "NAME=VALUE", value_parser = super::run::parse_input)]
-    pub inputs: Vec<(String, String)>,
-    /// Steps of this run in flight at once (overrides the pipeline's `concurrency`)
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub concurrency: Option<u32>,
+    #[command(flatten)]
+    pub settings: super::run::RunSettings,
     /// Wait for the run to end and print its result
     #[arg(long)]
     pub wait: bool,
@@ -42,7 +38,7 @@ pub fn submit(args: SubmitArgs) -> Outcome {
         crate::diag::report(&d);
         Failure::invalid_reported()
     })?;
-    let inputs = crate::validate::resolve_inputs(&plan.pipeline, &args.inputs).map_err(|d| {
+    let inputs = crate::validate::resolve_inputs(&plan.pipeline, &args.settings.inputs).map_err(|d| {
         crate::diag::report(&d);
         Failure::invalid_reported()
     })?;
@@ -60,7 +56,7 @@ pub fn submit(args: SubmitArgs) -> Outcome {
             text: &text,
             inputs: &inputs,
             run_dir: &run_dir.display().to_string(),
-            concurrency: args.concurrency,
+            concurrency: args.settings.concurrency,
             due_key: None,
         };
         queue::submit(&pg, &submission).await.map_err(env)?;

@@ -28,12 +28,8 @@ cannot be watched or the simulator cannot start.";
 pub struct WatchArgs {
     #[command(flatten)]
     pub file: FileArg,
-    /// Set an input for every run: -i name=value
-    #[arg(short = 'i', long = "input", value_name = "NAME=VALUE", value_parser = super::run::parse_input)]
-    pub inputs: Vec<(String, String)>,
-    /// Steps in flight at once (overrides the pipeline's `concurrency`)
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub concurrency: Option<u32>,
+    #[command(flatten)]
+    pub settings: super::run::RunSettings,
     /// Run against the built-in CometAPI simulator (no key, no network)
     #[arg(long)]
     pub simulate: bool,
@@ -48,8 +44,8 @@ pub fn watch(args: WatchArgs, output: &OutputArgs) -> Outcome {
             file: args.file.file,
             registry: Registry::new(std::sync::Arc::new(crate::api::Api::new(endpoint.clone()))),
             backend: endpoint.backend(),
-            inputs: args.inputs,
-            concurrency: args.concurrency.map(|c| c as usize),
+            inputs: args.settings.inputs,
+            concurrency: args.settings.concurrency.map(|c| c as usize),
             verbosity,
         };
         crate::watch::run(opts, interrupted()).await
