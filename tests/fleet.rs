@@ -550,3 +550,44 @@ steps:
     let list = fleet.machine("").then(&["runs", "--limit", "50"]);
     assert_eq!(list.stdout.matches("minutely").count(), 2, "{}", list.stdout);
 }
+
+/// A paid call that leaves no task (a chat answer) counts too when a run changes hands:
+/// the worker taking over knows of the chat call and the task, and refuses a third call.
+#[test]
+fn the_call_budget_counts_a_dead_workers_calls_that_left_no_task() {
+    let Some(fleet) = Fleet::start("task_time=2s") else { return };
+    let yaml = r#"
+name: budgeted
+budget:
+  calls: 2
+steps:
+  words:
+    uses: chat
+    with:
+      model: gpt-4o-mini
+      messages: [{ role: user, content: "a fox" }]
+  clip:
+    uses: kling.text2video
+    poll: { interval: 100ms, max_interval: 200ms }
+    with: { prompt: "{{ steps.words.outputs.text }}" }
+  more:
+    uses: chat
+    needs: [clip]
+    with:
+      model: gpt-4o-mini
+      messages: [{ role: user, content: "again" }]
+"#;
+    let id = fleet.submit(yaml);
+    let w1 = fleet.worker("w1", "1s");
+    fleet.sim.wait_for_tasks(1, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(300));
+    kill(&w1, libc::SIGKILL);
+    let _w2 = fleet.worker("w2", "1s");
+    fleet.wait_status(&id, "failed", Duration::from_secs(30));
+    let record = fleet.machine("").then(&["runs", "show", &id, "--json"]).json();
+    assert_eq!(record["steps"]["clip"]["status"], "succeeded", "{record}");
+    let error = record["steps"]["more"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("budget exceeded"), "{record}");
+    assert_eq!(fleet.sim.submits("kling"), 1, "{}", fleet.sim.stats());
+    assert_eq!(fleet.sim.stats()["families"]["chat"]["requests"], 1, "{}", fleet.sim.stats());
+}

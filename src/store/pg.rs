@@ -359,6 +359,12 @@ mod migrations {
         last_due TIMESTAMPTZ NOT NULL
     );
     "#,
+        // 5: the paid calls a run's holder has counted so far, for the worker that takes the
+        // run over to charge to `budget.calls` (tasks are counted from `tasks`; this adds
+        // the calls that leave no task, such as chat).
+        r#"
+    ALTER TABLE runs ADD COLUMN paid_so_far BIGINT NOT NULL DEFAULT 0;
+    "#,
     ];
 
     pub(super) async fn apply(pg: &Pg) -> Result<(), StoreError> {

@@ -164,29 +164,30 @@ impl Dispatch for Fleet {
                     "the step's result is unreadable ({e}); was it written by another cometflow version?"
                 ))
             })?;
+            let paid = match &answer {
+                Answer::Succeeded { paid, .. } | Answer::Failed { paid, .. } | Answer::Cancelled { paid } => {
+                    *paid
+                }
+            };
+            ctx.budget.settle(reserved, paid);
             match answer {
-                Answer::Succeeded { outputs, paid } => {
-                    ctx.budget.settle(reserved, paid);
-                    Ok(paths::load(&outputs, root))
-                }
-                Answer::Failed { message, kind, retryable, retry_after_ms, outputs, paid } => {
-                    ctx.budget.settle(reserved, paid);
-                    Err(StepError {
-                        kind,
-                        message,
-                        retryable,
-                        retry_after: retry_after_ms.map(Duration::from_millis),
-                        outputs: outputs.map(|o| paths::load(&o, root)),
-                    })
-                }
-                Answer::Cancelled { paid } => {
-                    ctx.budget.settle(reserved, paid);
-                    Err(StepError::fatal("cancelled"))
-                }
+                Answer::Succeeded { outputs, .. } => Ok(paths::load(&outputs, root)),
+                Answer::Failed { message, kind, retryable, retry_after_ms, outputs, .. } => Err(StepError {
+                    kind,
+                    message,
+                    retryable,
+                    retry_after: retry_after_ms.map(Duration::from_millis),
+                    outputs: outputs.map(|o| paths::load(&o, root)),
+                }),
+                Answer::Cancelled { .. } => Err(StepError::fatal("cancelled")),
             }
         })
     }
 }
+
+/// How many times a step may be claimed: a worker that takes over a step whose workers died
+/// (or could not write its result) this often fails it rather than start it again.
+const MAX_CLAIMS: i32 = 3;
 
 /// Kinds report progress to the run's holder only through the job's result.
 struct Quiet;
@@ -209,13 +210,13 @@ pub(super) async fn run_job(
         Some(i) => format!("`{}[{i}]`", claim.step),
         None => format!("`{}`", claim.step),
     };
-    let finish = |answer: Answer| {
+    let finish = |answer: Answer, untasked: u64| {
         let pg = pg.clone();
         let unit = unit.clone();
         let run = claim.run_id.clone();
         async move {
             let text = serde_json::to_string(&answer).unwrap_or_default();
-            match jobs::complete(&pg, claim.id, claim.fence, &text).await {
+            match jobs::complete(&pg, claim.id, claim.fence, &text, untasked).await {
                 Ok(true) => {}
                 Ok(false) => eprintln!("cometflow: step {unit} of run `{run}` belongs to another worker now; nothing written"),
                 Err(e) => eprintln!("warning: cannot record step {unit} of run `{run}` ({e}); another worker runs it again when the lease runs out"),
@@ -223,14 +224,17 @@ pub(super) async fn run_job(
         }
     };
     if claim.run_stopped {
-        return finish(Answer::Cancelled { paid: 0 }).await;
+        return finish(Answer::Cancelled { paid: 0 }, 0).await;
     }
     let job: Job = match serde_json::from_str(&claim.job) {
         Ok(j) => j,
         Err(e) => {
-            return finish(failed(format!(
-                "the queued step is unreadable ({e}); was it queued by another cometflow version?"
-            )))
+            return finish(
+                failed(format!(
+                    "the queued step is unreadable ({e}); was it queued by another cometflow version?"
+                )),
+                0,
+            )
             .await
         }
     };
@@ -238,9 +242,25 @@ pub(super) async fn run_job(
         return finish(failed(format!(
             "worker `{worker}` does not know the step kind `{}`; run the same cometflow version on every worker",
             claim.kind
-        )))
+        )), 0)
         .await;
     };
+    if claim.claims > MAX_CLAIMS {
+        // Workers keep dying on it (or cannot write its result): running it again could
+        // pay again and again.
+        eprintln!(
+            "cometflow: step {unit} of run `{}` was started {MAX_CLAIMS} times without a result; failing it",
+            claim.run_id
+        );
+        return finish(
+            failed(format!(
+                "{MAX_CLAIMS} workers started this step and stopped without a result (they died, or could not \
+                 write it); it is not started again. Look at the workers' logs, then `cometflow run --resume`"
+            )),
+            0,
+        )
+        .await;
+    }
     let took_over = claim.claims > 1;
     eprintln!(
         "cometflow: worker `{worker}` {} step {unit} of run `{}` (attempt {}, waited {} ms)",
@@ -324,7 +344,9 @@ pub(super) async fn run_job(
         // the wire is let finish, so its task id is recorded for whoever runs it next).
         _ = stop.cancelled() => tokio::time::timeout(CANCEL_GRACE, &mut attempt).await.ok(),
     };
-    let paid = paid_before + budget.used().saturating_sub(used_before);
+    let paid_here = budget.used().saturating_sub(used_before);
+    let paid = paid_before + paid_here;
+    let untasked = paid_here.saturating_sub(journal.tasks_recorded());
     let reason = if journal.lost() { LOST } else { why.load(Ordering::SeqCst) };
     if reason == LOST {
         eprintln!(
@@ -365,7 +387,7 @@ pub(super) async fn run_job(
             }
         }
     };
-    finish(answer).await
+    finish(answer, untasked).await
 }
 
 fn failed(message: String) -> Answer {

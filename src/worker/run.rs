@@ -69,7 +69,7 @@ impl Holder {
         let prior = match resumed
             .then(|| {
                 Ok::<_, crate::store::StoreError>(crate::engine::hooks::Prior {
-                    paid_calls: runs::tasks_submitted(&pg, &id)?,
+                    paid_calls: runs::paid_so_far(&pg, &id)?,
                     ..runs::prior(&pg, &id)?
                 })
             })

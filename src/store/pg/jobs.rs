@@ -141,17 +141,22 @@ pub async fn renew(pg: &Pg, id: i64, fence: i64, lease: Duration) -> Result<JobL
     })
 }
 
-/// Writes a job's result (fenced by its claim) and wakes its holder. `false`: the claim was
-/// lost, nothing was written.
-pub async fn complete(pg: &Pg, id: i64, fence: i64, result: &str) -> Result<bool, StoreError> {
+/// Writes a job's result (fenced by its claim) and wakes its holder. `untasked`: paid calls
+/// it made that left no provider task (a chat answer), added to its run's count in the same
+/// statement, so that each is counted once whoever holds the run (tasks are counted from
+/// `tasks`). `false`: the claim was lost, nothing was written.
+pub async fn complete(pg: &Pg, id: i64, fence: i64, result: &str, untasked: u64) -> Result<bool, StoreError> {
+    let untasked = untasked as i64;
     let rows = pg
         .query(
             "WITH done AS (
                 UPDATE step_jobs SET status = 'done', result = $3, finished_at = clock_timestamp(),
                     lease_until = NULL
-                WHERE id = $1 AND fence = $2 AND status = 'running' RETURNING id)
+                WHERE id = $1 AND fence = $2 AND status = 'running' RETURNING id, run_id),
+             counted AS (
+                UPDATE runs SET paid_so_far = paid_so_far + $5::bigint FROM done WHERE runs.id = done.run_id AND $5::bigint > 0)
              SELECT pg_notify($4, id::text) FROM done",
-            &[&id, &fence, &result, &DONE],
+            &[&id, &fence, &result, &DONE, &untasked],
         )
         .await?;
     Ok(!rows.is_empty())

@@ -36,6 +36,8 @@ pub struct PgJournal {
     pub(crate) lost: Arc<AtomicBool>,
     pub(crate) stop: CancellationToken,
     fence: &'static str,
+    /// Provider tasks recorded through this journal.
+    tasks: std::sync::atomic::AtomicU64,
 }
 
 fn item_col(item: Option<usize>) -> i64 {
@@ -51,6 +53,7 @@ impl PgJournal {
             lost: Arc::new(AtomicBool::new(false)),
             stop,
             fence: RUN_FENCE,
+            tasks: Default::default(),
         }
     }
 
@@ -59,6 +62,11 @@ impl PgJournal {
     /// meanwhile; the attempt goes on).
     pub fn for_job(pg: Arc<Pg>, run_id: &str, fence: i64, stop: CancellationToken) -> Self {
         PgJournal { fence: JOB_FENCE, ..PgJournal::new(pg, run_id, fence, stop) }
+    }
+
+    /// How many provider tasks were recorded through this journal.
+    pub fn tasks_recorded(&self) -> u64 {
+        self.tasks.load(Ordering::SeqCst)
     }
 
     /// Whether a write found the run held by someone else.
@@ -160,6 +168,9 @@ impl TaskJournal for PgJournal {
                 &Timestamp::now().to_string(),
             ],
         );
+        if result.is_ok() {
+            self.tasks.fetch_add(1, Ordering::SeqCst);
+        }
         // No row written is either a task already recorded or a lost lease, which the
         // holder's heartbeat finds: only a failure to write is reported here.
         if let Err(e) = result {

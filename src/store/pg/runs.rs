@@ -255,11 +255,16 @@ pub fn prior(pg: &Pg, id: &str) -> Result<Prior, StoreError> {
     Ok(prior)
 }
 
-/// The provider tasks run `id` submitted so far: what a worker that died had paid (it
-/// recorded each task, not its end), charged to `budget.calls` by the worker taking over.
-pub fn tasks_submitted(pg: &Pg, id: &str) -> Result<u64, StoreError> {
-    let rows = pg.query_sync("SELECT COUNT(*) FROM tasks WHERE run_id = $1", &[&id])?;
-    Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
+/// What the earlier holders of run `id` paid: the provider tasks it submitted (each is
+/// recorded before its first poll) and the paid calls that left no task (counted when their
+/// step's result was written). The worker taking the run over charges it to `budget.calls`.
+pub fn paid_so_far(pg: &Pg, id: &str) -> Result<u64, StoreError> {
+    let rows = pg.query_sync(
+        "SELECT (SELECT COUNT(*) FROM tasks WHERE run_id = $1)
+              + COALESCE((SELECT paid_so_far FROM runs WHERE id = $1), 0)",
+        &[&id],
+    )?;
+    Ok(rows.first().and_then(|r| r.get::<_, Option<i64>>(0)).unwrap_or(0).max(0) as u64)
 }
 
 /// Run `id`'s submits whose fate is unknown (sent, no task id on record), oldest first.
