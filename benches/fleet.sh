@@ -16,6 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WORKERS=${WORKERS:-8}
+CONCURRENCY=${CONCURRENCY:-16}
 VALUE_RUNS=${VALUE_RUNS:-500}
 PAID_RUNS=${PAID_RUNS:-100}
 LATENCY_RUNS=${LATENCY_RUNS:-200}
@@ -85,7 +86,7 @@ sql "SELECT pg_stat_statements_reset()" >/dev/null
 
 start=$(date +%s.%N)
 for w in $(seq 1 "$WORKERS"); do
-  "$BIN" worker --name "w$w" --concurrency 4 2>"$WORK/w$w.log" &
+  "$BIN" worker --name "w$w" --concurrency "$CONCURRENCY" 2>"$WORK/w$w.log" &
   PIDS+=($!)
 done
 while [ "$(sql "SELECT count(*) FROM runs WHERE status IN ('queued', 'running') /* bench */")" != 0 ]; do sleep 0.2; done
@@ -115,10 +116,10 @@ busy_med=$(pct 0.5 paid)
 busy_p99=$(pct 0.99 paid)
 
 awk -v s="$start" -v e="$end" -v steps="$steps" -v st="$statements" -v tasks="$tasks" -v failed="$failed" \
-    -v w="$WORKERS" -v n="$n" -v med="$median" -v p99="$p99" -v smed="$step_med" -v sp99="$step_p99" \
+    -v w="$WORKERS" -v c="$CONCURRENCY" -v n="$n" -v med="$median" -v p99="$p99" -v smed="$step_med" -v sp99="$step_p99" \
     -v bmed="$busy_med" -v bp99="$busy_p99" 'BEGIN {
   t = e - s
-  printf "workers            %d (concurrency 4 each)\n", w
+  printf "workers            %d (concurrency %d each: steps at once)\n", w, c
   printf "drained            %d step executions (%d paid tasks) in %.1f s; runs not succeeded: %d\n", steps, tasks, t, failed
   printf "throughput         %.0f steps/s\n", steps / t
   printf "statements         %.1f per step (%d in all)\n", st / steps, st

@@ -19,7 +19,7 @@ directory that all of them mount. Ctrl-C or SIGTERM hands back the runs and step
 pub struct WorkerArgs {
     /// Steps this worker runs at once, of any run (it also walks up to as many runs, whose
     /// steps go to whichever workers are free)
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: u32,
     /// The name shown by `cometflow workers` (default: host-pid)
     #[arg(long)]
