@@ -214,158 +214,13 @@ pub fn redact(url: &str) -> String {
 }
 
 mod migrations {
-    //! The PostgreSQL schema: the same tables as the SQLite store's migration 1 (in
-    //! PostgreSQL's dialect), plus what a fleet needs: the queue and lease columns of `runs`,
-    //! `workers`, fleet-wide family slots and the schedulers' lead. `schema_version` holds
-    //! how many have been applied; an advisory lock keeps two processes from migrating at once.
+    //! Applies the store's migrations (`store::migrations`, PostgreSQL's dialect).
+    //! `schema_version` holds how many have been applied; an advisory lock keeps two
+    //! processes from migrating at once.
 
     use super::{Pg, StoreError};
 
-    const MIGRATIONS: &[&str] = &[
-        r#"
-    CREATE TABLE runs (
-        id            TEXT PRIMARY KEY,
-        seq           BIGSERIAL,
-        pipeline      TEXT NOT NULL,
-        pipeline_file TEXT NOT NULL,
-        status        TEXT NOT NULL,          -- queued, running, succeeded, failed, interrupted, cancelled
-        started_at    TEXT NOT NULL,
-        finished_at   TEXT,
-        inputs        TEXT NOT NULL,
-        outputs       TEXT,
-        run_dir       TEXT NOT NULL,
-        pid           INTEGER,
-        resumes       INTEGER NOT NULL DEFAULT 0,
-        paid_calls    BIGINT NOT NULL DEFAULT 0,
-        pipeline_text TEXT,                   -- a submitted run carries its pipeline
-        concurrency   INTEGER,
-        lease_owner   TEXT,                   -- the worker holding it
-        lease_epoch   BIGINT NOT NULL DEFAULT 0, -- bumped by every claim; fences every write
-        lease_until   TIMESTAMPTZ,
-        cancel_requested BOOLEAN NOT NULL DEFAULT FALSE,
-        record        TEXT,                   -- the finished RunRecord (JSON)
-        due_key       TEXT UNIQUE,            -- schedulers: pipeline + due time, queued once
-        queued_at     TIMESTAMPTZ NOT NULL DEFAULT now()
-    );
-    CREATE INDEX runs_by_pipeline ON runs (pipeline, seq);
-    CREATE INDEX runs_to_claim ON runs (seq) WHERE status IN ('queued', 'running');
-    CREATE TABLE steps (
-        run_id      TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-        seq         BIGSERIAL,
-        step        TEXT NOT NULL,
-        item        BIGINT NOT NULL,
-        kind        TEXT NOT NULL,
-        status      TEXT NOT NULL,
-        attempts    INTEGER NOT NULL,
-        cached      BOOLEAN NOT NULL,
-        outputs     TEXT NOT NULL,
-        error       TEXT,
-        started_at  TEXT,
-        finished_at TEXT,
-        PRIMARY KEY (run_id, step, item)
-    );
-    CREATE TABLE attempts (
-        run_id      TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-        step        TEXT NOT NULL,
-        item        BIGINT NOT NULL,
-        attempt     INTEGER NOT NULL,
-        finished_at TEXT NOT NULL,
-        error       TEXT,
-        PRIMARY KEY (run_id, step, item, attempt)
-    );
-    CREATE TABLE tasks (
-        run_id       TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-        seq          BIGSERIAL,
-        step         TEXT NOT NULL,
-        item         BIGINT NOT NULL,
-        family       TEXT NOT NULL,
-        task_id      TEXT NOT NULL,
-        submitted_at TEXT NOT NULL,
-        state        TEXT NOT NULL,
-        PRIMARY KEY (run_id, step, item, task_id)
-    );
-    CREATE TABLE cache (
-        key        TEXT PRIMARY KEY,
-        kind       TEXT NOT NULL,
-        run_id     TEXT NOT NULL,
-        step_dir   TEXT NOT NULL,
-        outputs    TEXT NOT NULL,
-        created_at TEXT NOT NULL
-    );
-    CREATE TABLE workers (
-        name         TEXT PRIMARY KEY,
-        host         TEXT NOT NULL,
-        pid          INTEGER NOT NULL,
-        concurrency  INTEGER NOT NULL,
-        lease_ms     BIGINT NOT NULL,
-        started_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
-        heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT now()
-    );
-    CREATE TABLE family_slots (
-        run_id      TEXT NOT NULL,
-        family      TEXT NOT NULL,
-        slot        INTEGER NOT NULL,
-        lease_until TIMESTAMPTZ NOT NULL,
-        PRIMARY KEY (family, slot)
-    );
-    CREATE TABLE scheduler_lead (
-        id          INTEGER PRIMARY KEY,
-        holder      TEXT NOT NULL,
-        lease_until TIMESTAMPTZ NOT NULL
-    );
-    "#,
-        r#"
-    CREATE TABLE submits (
-        run_id  TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-        step    TEXT NOT NULL,
-        item    BIGINT NOT NULL,
-        family  TEXT NOT NULL,
-        sent_at TEXT NOT NULL,
-        PRIMARY KEY (run_id, step, item)
-    );
-    "#,
-        // 3: the step queue. The run's holder walks it and queues each attempt of a step with
-        // effects; any worker claims one, runs it under a lease of its own, and writes the
-        // result for the holder (or the holder's successor) to collect. `fence` is new at
-        // every claim: a worker that lost the job can no longer write for it.
-        r#"
-    CREATE SEQUENCE step_job_fence;
-    CREATE TABLE step_jobs (
-        id          BIGSERIAL PRIMARY KEY,
-        run_id      TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-        step        TEXT NOT NULL,
-        item        BIGINT NOT NULL,
-        attempt     INTEGER NOT NULL,
-        kind        TEXT NOT NULL,
-        job         TEXT NOT NULL,
-        status      TEXT NOT NULL DEFAULT 'queued',   -- queued, running, done
-        worker      TEXT,
-        fence       BIGINT NOT NULL DEFAULT 0,
-        claims      INTEGER NOT NULL DEFAULT 0,
-        lease_until TIMESTAMPTZ,
-        queued_at   TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
-        claimed_at  TIMESTAMPTZ,
-        finished_at TIMESTAMPTZ,
-        result      TEXT,
-        UNIQUE (run_id, step, item, attempt)
-    );
-    CREATE INDEX step_jobs_open ON step_jobs (status, id) WHERE status <> 'done';
-    "#,
-        // 4: per pipeline, the last due time any scheduler handled: a scheduler that starts
-        // after every scheduler was down catches up from here, on whichever machine.
-        r#"
-    CREATE TABLE schedule_marks (
-        pipeline TEXT PRIMARY KEY,
-        last_due TIMESTAMPTZ NOT NULL
-    );
-    "#,
-        // 5: the paid calls a run's holder has counted so far, for the worker that takes the
-        // run over to charge to `budget.calls` (tasks are counted from `tasks`; this adds
-        // the calls that leave no task, such as chat).
-        r#"
-    ALTER TABLE runs ADD COLUMN paid_so_far BIGINT NOT NULL DEFAULT 0;
-    "#,
-    ];
+    use crate::store::migrations::MIGRATIONS;
 
     pub(super) async fn apply(pg: &Pg) -> Result<(), StoreError> {
         let n = MIGRATIONS.len() as i32;
@@ -383,8 +238,8 @@ mod migrations {
                 if have > n {
                     return Ok(Some(have));
                 }
-                for (i, sql) in MIGRATIONS.iter().enumerate().skip(have as usize) {
-                    c.batch_execute(sql).await?;
+                for (i, m) in MIGRATIONS.iter().enumerate().skip(have as usize) {
+                    c.batch_execute(m.postgres).await?;
                     c.execute("DELETE FROM schema_version", &[]).await?;
                     c.execute("INSERT INTO schema_version VALUES ($1)", &[&(i as i32 + 1)]).await?;
                 }
