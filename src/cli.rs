@@ -118,7 +118,8 @@ pub enum Command {
     /// Print the account balance, spending and per-key quota
     #[command(after_help = balance::AFTER_HELP)]
     Balance(balance::BalanceArgs),
-    /// Claim and run queued runs from the shared store until stopped (PostgreSQL store)
+    /// Claim queued runs and ready steps of any run from the shared store and run them until
+    /// stopped (PostgreSQL store)
     #[command(after_help = worker::EXAMPLES)]
     Worker(worker::WorkerArgs),
     /// Queue a run for the workers and print its id (PostgreSQL store)
