@@ -20,6 +20,8 @@
 mod job;
 mod run;
 
+pub use job::cancel_queued;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};

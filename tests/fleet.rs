@@ -484,7 +484,8 @@ steps:
     assert_eq!(error.matches("budget exceeded").count(), 2, "{error}");
 }
 
-/// `cancel` reaches a step that runs on a worker other than the run's holder.
+/// `cancel` reaches a step that runs on a worker other than the run's holder, and ends the
+/// step no worker had a free slot for (it is never submitted).
 #[test]
 fn cancel_stops_the_steps_a_run_has_on_other_workers() {
     let Some(fleet) = Fleet::start("task_time=60s") else { return };
@@ -492,7 +493,7 @@ fn cancel_stops_the_steps_a_run_has_on_other_workers() {
 name: clips
 steps:
   clips:
-    for_each: ["a", "b"]
+    for_each: ["a", "b", "c"]
     uses: kling.text2video
     poll: { interval: 100ms, max_interval: 200ms }
     with: { prompt: "shot {{ item }}" }

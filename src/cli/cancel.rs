@@ -20,7 +20,13 @@ pub fn cancel(args: CancelArgs) -> Outcome {
         let id = &args.run;
         match queue::cancel(&pg, id).await.map_err(env)? {
             Cancelled::Queued => println!("cancelled run {id} (it had not started)"),
-            Cancelled::Asked => println!("cancelling run {id}: its worker stops it now"),
+            Cancelled::Asked => {
+                // Its steps that no worker took yet end now; running ones stop at their workers.
+                if let Err(e) = crate::worker::cancel_queued(&pg, id).await {
+                    eprintln!("warning: cannot end the run's waiting steps ({e}); their workers end them");
+                }
+                println!("cancelling run {id}: its workers stop it now")
+            }
             Cancelled::Ended(status) => {
                 return Err(Failure::Invalid(format!(
                     "run `{id}` already ended ({status}); nothing to cancel"

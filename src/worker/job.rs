@@ -189,6 +189,12 @@ impl Dispatch for Fleet {
 /// (or could not write its result) this often fails it rather than start it again.
 const MAX_CLAIMS: i32 = 3;
 
+/// Ends the steps of a cancelled run that no worker has taken yet.
+pub async fn cancel_queued(pg: &Pg, run_id: &str) -> Result<u64, crate::store::StoreError> {
+    let answer = serde_json::to_string(&Answer::Cancelled { paid: 0 }).unwrap_or_default();
+    jobs::end_queued(pg, run_id, &answer).await
+}
+
 /// Kinds report progress to the run's holder only through the job's result.
 struct Quiet;
 

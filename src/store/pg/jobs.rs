@@ -162,6 +162,21 @@ pub async fn complete(pg: &Pg, id: i64, fence: i64, result: &str, untasked: u64)
     Ok(!rows.is_empty())
 }
 
+/// Ends the queued (unclaimed) jobs of run `run_id` with `result` and wakes their holder:
+/// a cancelled run's steps that no worker took yet need not wait for one.
+pub async fn end_queued(pg: &Pg, run_id: &str, result: &str) -> Result<u64, StoreError> {
+    let rows = pg
+        .query(
+            "WITH ended AS (
+                UPDATE step_jobs SET status = 'done', result = $2, finished_at = clock_timestamp()
+                WHERE run_id = $1 AND status = 'queued' RETURNING id)
+             SELECT pg_notify($3, id::text) FROM ended",
+            &[&run_id, &result, &DONE],
+        )
+        .await?;
+    Ok(rows.len() as u64)
+}
+
 /// Gives a job back to the queue (its worker is stopping): another worker runs it at once.
 pub async fn hand_back(pg: &Pg, id: i64, fence: i64) -> Result<bool, StoreError> {
     let rows = pg
