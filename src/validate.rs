@@ -28,11 +28,7 @@ use crate::template::Tmpl;
 pub fn load(path: &Path, registry: &Registry) -> Result<Pipeline, Vec<Diagnostic>> {
     let text = crate::diag::read_pipeline(path).map_err(|d| vec![d])?;
     let source = Source::new(path, text);
-    let raw = syntax::parse(&source).map_err(|d| vec![d])?;
-    let duplicates = syntax::duplicate_keys(&source);
-    if !duplicates.is_empty() {
-        return Err(duplicates);
-    }
+    let raw = syntax::parse_unique(&source)?;
     check(raw, &source, registry)
 }
 
@@ -40,7 +36,7 @@ pub fn load(path: &Path, registry: &Registry) -> Result<Pipeline, Vec<Diagnostic
 /// (relative paths in it are relative to `path`'s folder).
 pub fn load_text(path: &Path, text: String, registry: &Registry) -> Result<Pipeline, Vec<Diagnostic>> {
     let source = Source::new(path, text);
-    let raw = syntax::parse(&source).map_err(|d| vec![d])?;
+    let raw = syntax::parse_unique(&source)?;
     check(raw, &source, registry)
 }
 
@@ -203,7 +199,7 @@ pub fn check(
         raw_steps.keys().enumerate().map(|(i, k)| (k.clone(), i)).collect();
     let mut steps = Vec::with_capacity(raw_steps.len());
     for (id, raw_step) in raw_steps {
-        if let Some(step) = check_step(&mut c, registry, &defaults, id, raw_step) {
+        if let Some(step) = check_step(&mut c, registry, &defaults, id, *raw_step) {
             steps.push(step);
         }
     }
