@@ -87,13 +87,15 @@ fn finish(
     remaining: &mut [usize],
     ready: &mut Vec<StepIdx>,
 ) {
-    // Straight from the record: no intermediate JSON copy of the outputs on this hot path.
+    // Straight from the record: no intermediate JSON copy of the outputs on this hot path,
+    // and no B-tree node per object (`json_value`).
     #[derive(serde::Serialize)]
-    struct View<'a> {
-        outputs: &'a serde_json::Value,
+    struct View {
+        outputs: Value,
         status: &'static str,
     }
-    let view = Value::from_serialize(View { outputs: &record.outputs, status: record.status.as_str() });
+    let outputs = crate::template::json_value(&record.outputs);
+    let view = Value::from_serialize(View { outputs, status: record.status.as_str() });
     let _ = shared.results.slots[i].set(view);
     let _ = shared.events.send(Event::Finished {
         step: i,
