@@ -427,7 +427,7 @@ fn check_step(
         }
     };
 
-    let cond = match &raw.cond {
+    let cond = match raw.cond.as_deref() {
         None => None,
         Some(Yaml::Bool(b)) => Some(Cond::Const(*b)),
         Some(Yaml::String(s)) => Some(Cond::Expr(s.trim().into())),
@@ -440,7 +440,7 @@ fn check_step(
             None
         }
     };
-    let for_each = match &raw.for_each {
+    let for_each = match raw.for_each.as_deref() {
         None => None,
         Some(v @ Yaml::Sequence(_)) => Some(Tmpl::from_yaml(v)),
         Some(Yaml::String(s)) if crate::template::single_expression(s).is_some() => Some(Tmpl::parse_str(s)),
@@ -457,9 +457,9 @@ fn check_step(
     let spec = kind.spec();
     let outputs = kind.output_names(&with);
     Some(Step {
-        retry: retry(c, raw.retry.as_ref(), defaults.retry.as_ref(), sub("retry")),
-        timeout: c.duration(raw.timeout.as_ref(), sub("timeout")).or(defaults.timeout),
-        poll: poll(c, raw.poll.as_ref(), defaults.poll.as_ref(), sub("poll")),
+        retry: retry(c, raw.retry.as_deref(), defaults.retry.as_ref(), sub("retry")),
+        timeout: c.duration(raw.timeout.as_deref(), sub("timeout")).or(defaults.timeout),
+        poll: poll(c, raw.poll.as_deref(), defaults.poll.as_ref(), sub("poll")),
         cache: raw.cache.or(defaults.cache.filter(|_| spec.paid)).unwrap_or(spec.paid),
         continue_on_error: raw.continue_on_error.unwrap_or(false),
         id,
