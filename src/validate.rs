@@ -457,9 +457,20 @@ fn check_step(
     let spec = kind.spec();
     let outputs = kind.output_names(&with);
     Some(Step {
-        retry: retry(c, raw.retry.as_deref(), defaults.retry.as_ref(), sub("retry")),
-        timeout: c.duration(raw.timeout.as_deref(), sub("timeout")).or(defaults.timeout),
-        poll: poll(c, raw.poll.as_deref(), defaults.poll.as_ref(), sub("poll")),
+        // Paths are built only for a step that sets or inherits the field: each is a few
+        // allocations, and most steps set none of these.
+        retry: match (raw.retry.as_deref(), defaults.retry.as_ref()) {
+            (None, None) => RetryPolicy::default(),
+            (r, base) => retry(c, r, base, sub("retry")),
+        },
+        timeout: match raw.timeout.as_deref() {
+            None => defaults.timeout,
+            t => c.duration(t, sub("timeout")).or(defaults.timeout),
+        },
+        poll: match (raw.poll.as_deref(), defaults.poll.as_ref()) {
+            (None, None) => PollPolicy::default(),
+            (r, base) => poll(c, r, base, sub("poll")),
+        },
         cache: raw.cache.or(defaults.cache.filter(|_| spec.paid)).unwrap_or(spec.paid),
         continue_on_error: raw.continue_on_error.unwrap_or(false),
         id,
