@@ -28,7 +28,7 @@ pub struct RawPipeline {
     /// What the pipeline makes, in a sentence.
     pub description: Option<String>,
     /// Run-time parameters, read as `{{ inputs.NAME }}`; `-i NAME=VALUE` overrides them.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique")]
     pub inputs: IndexMap<String, RawInput>,
     /// Applied to every step unless the step overrides them.
     #[serde(default)]
@@ -37,7 +37,7 @@ pub struct RawPipeline {
     #[schemars(with = "Option<shapes::PositiveInteger>")]
     pub concurrency: Option<Value>,
     /// Limits per provider family, as `cometflow kinds` names it (`kling`, `suno`, `openai`, `local`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique")]
     pub limits: IndexMap<String, RawLimit>,
     /// Caps on what one run may spend.
     pub budget: Option<RawBudget>,
@@ -47,10 +47,13 @@ pub struct RawPipeline {
     #[serde(default)]
     pub env: RawEnv,
     /// The steps: a map of step id (a-z, 0-9, `_`) to step. Order does not matter: dependencies do.
+    // Each step is boxed: a map of 100,000 of them grows by doubling, and moving whole
+    // steps (with their unused fields) made that most of the memory a parse takes.
+    #[serde(default, deserialize_with = "unique_opt")]
     #[schemars(with = "Option<shapes::Steps>")]
-    pub steps: Option<IndexMap<String, RawStep>>,
+    pub steps: Option<IndexMap<String, Box<RawStep>>>,
     /// The run's results: names to templates such as `{{ steps.video.outputs.path }}`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique")]
     #[schemars(with = "IndexMap<String, serde_json::Value>")]
     pub outputs: IndexMap<String, Value>,
 }
@@ -158,7 +161,7 @@ pub struct RawSchedule {
     /// What to do about times missed while the scheduler was not running.
     pub catch_up: Option<String>,
     /// Inputs for runs started by this entry.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique")]
     #[schemars(with = "IndexMap<String, serde_json::Value>")]
     pub inputs: IndexMap<String, Value>,
 }
@@ -172,10 +175,12 @@ pub enum RawEnv {
     /// Variable names.
     Names(Vec<String>),
     /// Variable names with a default used when the variable is unset.
-    Defaults(IndexMap<String, Option<String>>),
+    Defaults(#[serde(deserialize_with = "unique")] IndexMap<String, Option<String>>),
 }
 
 /// One step: a kind (`uses:`) with its inputs (`with:`), or a shell command (`run:`).
+// Fields most steps leave out are boxed: a step is parsed whole, 100,000 at a time, and
+// each unboxed one reserved about 750 bytes.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawStep {
@@ -193,17 +198,17 @@ pub struct RawStep {
     /// A template expression; when false the step is skipped (and the steps that need it).
     #[serde(rename = "if")]
     #[schemars(with = "Option<shapes::Condition>")]
-    pub cond: Option<Value>,
+    pub cond: Option<Box<Value>>,
     /// A list, or a template yielding one: the step runs once per item with `item` and `index` in scope.
     #[schemars(with = "Option<shapes::ForEach>")]
-    pub for_each: Option<Value>,
+    pub for_each: Option<Box<Value>>,
     /// How failed attempts are retried (overrides `defaults.retry`).
-    pub retry: Option<RawRetry>,
+    pub retry: Option<Box<RawRetry>>,
     /// Bounds each attempt, e.g. `15m` (overrides `defaults.timeout`).
     #[schemars(with = "Option<shapes::Duration>")]
-    pub timeout: Option<Value>,
+    pub timeout: Option<Box<Value>>,
     /// How a task kind polls for its result.
-    pub poll: Option<RawPoll>,
+    pub poll: Option<Box<RawPoll>>,
     /// Reuse an earlier result when the kind, inputs and input files are unchanged; `false` always runs.
     pub cache: Option<bool>,
     /// The run goes on when this step fails; steps that need it still run and can test its `status`.
@@ -254,6 +259,73 @@ fn forbidden(c: char) -> bool {
     (c < ' ' && !matches!(c, '\t' | '\n' | '\r'))
         || c == '\u{7f}'
         || ('\u{80}'..='\u{9f}').contains(&c) && c != '\u{85}'
+}
+
+/// Parses pipeline text, refusing keys written twice. The parse itself refuses them (the
+/// maps here, struct fields and YAML values all do), so a valid file is parsed once; only
+/// when it fails are duplicates looked for, and then they are what is reported, each
+/// naming both places.
+pub fn parse_unique(source: &Arc<Source>) -> Result<RawPipeline, Vec<Diagnostic>> {
+    parse(source).map_err(|d| {
+        let duplicates = duplicate_keys(source);
+        if duplicates.is_empty() {
+            vec![d]
+        } else {
+            duplicates
+        }
+    })
+}
+
+/// A map of names that fails on a name written twice (YAML would keep the last silently);
+/// `parse_unique` then reports where.
+fn unique<'de, D, V>(d: D) -> Result<IndexMap<String, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Unique<V>(std::marker::PhantomData<V>);
+
+    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Unique<V> {
+        type Value = IndexMap<String, V>;
+
+        // The words `IndexMap` itself uses, so shape errors read as before.
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = IndexMap::with_capacity(map.size_hint().unwrap_or(0).min(4096));
+            while let Some(key) = map.next_key::<String>()? {
+                match out.entry(key) {
+                    indexmap::map::Entry::Occupied(e) => {
+                        return Err(serde::de::Error::custom(format_args!("duplicate key `{}`", e.key())))
+                    }
+                    indexmap::map::Entry::Vacant(e) => {
+                        e.insert(map.next_value()?);
+                    }
+                }
+            }
+            Ok(out)
+        }
+    }
+
+    d.deserialize_map(Unique(std::marker::PhantomData))
+}
+
+fn unique_opt<'de, D, V>(d: D) -> Result<Option<IndexMap<String, V>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Map<V>(IndexMap<String, V>);
+
+    impl<'de, V: Deserialize<'de>> Deserialize<'de> for Map<V> {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            unique(d).map(Map)
+        }
+    }
+
+    Ok(Option::<Map<V>>::deserialize(d)?.map(|m| m.0))
 }
 
 /// Keys written twice in one mapping (two steps with one id, an input declared twice): YAML

@@ -28,11 +28,7 @@ use crate::template::Tmpl;
 pub fn load(path: &Path, registry: &Registry) -> Result<Pipeline, Vec<Diagnostic>> {
     let text = crate::diag::read_pipeline(path).map_err(|d| vec![d])?;
     let source = Source::new(path, text);
-    let raw = syntax::parse(&source).map_err(|d| vec![d])?;
-    let duplicates = syntax::duplicate_keys(&source);
-    if !duplicates.is_empty() {
-        return Err(duplicates);
-    }
+    let raw = syntax::parse_unique(&source)?;
     check(raw, &source, registry)
 }
 
@@ -40,7 +36,7 @@ pub fn load(path: &Path, registry: &Registry) -> Result<Pipeline, Vec<Diagnostic
 /// (relative paths in it are relative to `path`'s folder).
 pub fn load_text(path: &Path, text: String, registry: &Registry) -> Result<Pipeline, Vec<Diagnostic>> {
     let source = Source::new(path, text);
-    let raw = syntax::parse(&source).map_err(|d| vec![d])?;
+    let raw = syntax::parse_unique(&source)?;
     check(raw, &source, registry)
 }
 
@@ -203,7 +199,7 @@ pub fn check(
         raw_steps.keys().enumerate().map(|(i, k)| (k.clone(), i)).collect();
     let mut steps = Vec::with_capacity(raw_steps.len());
     for (id, raw_step) in raw_steps {
-        if let Some(step) = check_step(&mut c, registry, &defaults, id, raw_step) {
+        if let Some(step) = check_step(&mut c, registry, &defaults, id, *raw_step) {
             steps.push(step);
         }
     }
@@ -431,7 +427,7 @@ fn check_step(
         }
     };
 
-    let cond = match &raw.cond {
+    let cond = match raw.cond.as_deref() {
         None => None,
         Some(Yaml::Bool(b)) => Some(Cond::Const(*b)),
         Some(Yaml::String(s)) => Some(Cond::Expr(s.trim().into())),
@@ -444,7 +440,7 @@ fn check_step(
             None
         }
     };
-    let for_each = match &raw.for_each {
+    let for_each = match raw.for_each.as_deref() {
         None => None,
         Some(v @ Yaml::Sequence(_)) => Some(Tmpl::from_yaml(v)),
         Some(Yaml::String(s)) if crate::template::single_expression(s).is_some() => Some(Tmpl::parse_str(s)),
@@ -461,9 +457,20 @@ fn check_step(
     let spec = kind.spec();
     let outputs = kind.output_names(&with);
     Some(Step {
-        retry: retry(c, raw.retry.as_ref(), defaults.retry.as_ref(), sub("retry")),
-        timeout: c.duration(raw.timeout.as_ref(), sub("timeout")).or(defaults.timeout),
-        poll: poll(c, raw.poll.as_ref(), defaults.poll.as_ref(), sub("poll")),
+        // Paths are built only for a step that sets or inherits the field: each is a few
+        // allocations, and most steps set none of these.
+        retry: match (raw.retry.as_deref(), defaults.retry.as_ref()) {
+            (None, None) => RetryPolicy::default(),
+            (r, base) => retry(c, r, base, sub("retry")),
+        },
+        timeout: match raw.timeout.as_deref() {
+            None => defaults.timeout,
+            t => c.duration(t, sub("timeout")).or(defaults.timeout),
+        },
+        poll: match (raw.poll.as_deref(), defaults.poll.as_ref()) {
+            (None, None) => PollPolicy::default(),
+            (r, base) => poll(c, r, base, sub("poll")),
+        },
         cache: raw.cache.or(defaults.cache.filter(|_| spec.paid)).unwrap_or(spec.paid),
         continue_on_error: raw.continue_on_error.unwrap_or(false),
         id,

@@ -282,9 +282,13 @@ fn write(c: &mut Connection, run_id: &str, rows: &[Row], sync: bool) -> rusqlite
     }
     let result = (|| {
         let tx = c.transaction()?;
+        // Each statement is taken from the cache once per transaction, not once per row:
+        // finding it hashes its text, and a batch of a wide run holds thousands of rows.
+        let mut statements = Statements::default();
         for row in rows {
-            write_row(&tx, run_id, row)?;
+            write_row(&tx, &mut statements, run_id, row)?;
         }
+        drop(statements);
         tx.commit()
     })();
     if sync {
@@ -293,10 +297,41 @@ fn write(c: &mut Connection, run_id: &str, rows: &[Row], sync: bool) -> rusqlite
     result
 }
 
-fn write_row(c: &Connection, run_id: &str, row: &Row) -> rusqlite::Result<()> {
+/// The statements of one transaction, each prepared (from the cache) at its first use.
+#[derive(Default)]
+struct Statements<'c> {
+    step: Option<rusqlite::CachedStatement<'c>>,
+    attempt: Option<rusqlite::CachedStatement<'c>>,
+}
+
+fn cached<'c, 's>(
+    c: &'c Connection,
+    slot: &'s mut Option<rusqlite::CachedStatement<'c>>,
+    sql: &str,
+) -> rusqlite::Result<&'s mut rusqlite::CachedStatement<'c>> {
+    if slot.is_none() {
+        *slot = Some(c.prepare_cached(sql)?);
+    }
+    Ok(slot.as_mut().expect("just prepared"))
+}
+
+fn write_row<'c>(c: &'c Connection, s: &mut Statements<'c>, run_id: &str, row: &Row) -> rusqlite::Result<()> {
     match row {
-        Row::Step { step, item, kind, status, attempts, cached, outputs, error, started_at, finished_at } => {
-            c.prepare_cached(
+        Row::Step {
+            step,
+            item,
+            kind,
+            status,
+            attempts,
+            cached: hit,
+            outputs,
+            error,
+            started_at,
+            finished_at,
+        } => {
+            cached(
+                c,
+                &mut s.step,
                 "INSERT INTO steps (run_id, step, item, kind, status, attempts, cached, outputs, error,
                                     started_at, finished_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
@@ -310,7 +345,7 @@ fn write_row(c: &Connection, run_id: &str, row: &Row) -> rusqlite::Result<()> {
                 kind,
                 status,
                 attempts,
-                cached,
+                hit,
                 outputs,
                 error,
                 started_at.map(|t| t.to_string()),
@@ -318,7 +353,9 @@ fn write_row(c: &Connection, run_id: &str, row: &Row) -> rusqlite::Result<()> {
             ])?;
         }
         Row::Attempt { step, item, attempt, at, error } => {
-            c.prepare_cached(
+            cached(
+                c,
+                &mut s.attempt,
                 "INSERT OR REPLACE INTO attempts (run_id, step, item, attempt, finished_at, error)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?

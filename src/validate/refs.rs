@@ -36,51 +36,43 @@ pub(super) fn resolve(c: &mut Checker, p: &mut Pipeline) {
     for idx in 0..p.steps.len() {
         let mut deps: Vec<usize> = Vec::new();
         let mut status_deps: Vec<usize> = Vec::new();
-        let step = &p.steps[idx];
-        let at = path!["steps", step.id.as_str()];
+        let pipeline: &Pipeline = p;
+        let step = &pipeline.steps[idx];
+        // Key paths are built only where a diagnostic may need them: a few allocations
+        // each, for every step of a valid pipeline too.
+        let at = || path!["steps", step.id.as_str()];
 
         for (i, need) in step.needs.iter().enumerate() {
-            let mut np = at.clone();
-            np.extend([Seg::Key("needs".into()), Seg::Index(i)]);
-            match p.index.get(need) {
+            let np = || {
+                let mut np = at();
+                np.extend([Seg::Key("needs".into()), Seg::Index(i)]);
+                np
+            };
+            match pipeline.index.get(need) {
                 Some(&d) if d == idx => {
-                    c.error(&np, format!("step `{need}` needs itself"), "remove it from `needs`")
+                    c.error(&np(), format!("step `{need}` needs itself"), "remove it from `needs`")
                 }
                 Some(&d) => deps.push(d),
                 None => {
-                    let help = suggest_step(c, need, p);
-                    c.error(&np, format!("`needs` names `{need}`, which is not a step"), help);
+                    let help = suggest_step(c, need, pipeline);
+                    c.error(&np(), format!("`needs` names `{need}`, which is not a step"), help);
                 }
             }
         }
 
-        let mut templates: Vec<(KeyPath, Place, TemplateRef)> = Vec::new();
-        let mut with_at = at.clone();
-        with_at.push("with".into());
-        step.with.visit(&mut with_at.clone(), &mut |path, t| templates.push((path.clone(), Place::With, t)));
-        if let Some(Cond::Expr(e)) = &step.cond {
-            let mut ip = at.clone();
-            ip.push("if".into());
-            templates.push((ip, Place::If, condition_ref(e)));
-        }
-        if let Some(fe) = &step.for_each {
-            let mut fp = at.clone();
-            fp.push("for_each".into());
-            fe.visit(&mut fp.clone(), &mut |path, t| templates.push((path.clone(), Place::ForEach, t)));
-        }
-
-        for (path, place, t) in templates {
+        // Each template is checked as it is visited, with the path it sits at.
+        let mut check = |c: &mut Checker, path: &KeyPath, place: Place, t: TemplateRef| {
             let refs = match t.references() {
                 Ok(r) => r,
                 Err(msg) => {
-                    c.error(&path, msg, "fix the template; see the minijinja syntax in the README");
-                    continue;
+                    c.error(path, msg, "fix the template; see the minijinja syntax in the README");
+                    return;
                 }
             };
             let mut refs: Vec<String> = refs.into_iter().collect();
             refs.sort();
             for r in refs {
-                let found = check_ref(c, p, Some(idx), &path, place, &r);
+                let found = check_ref(c, pipeline, Some(idx), path, place, &r);
                 if let Some((dep, reads_status)) = found {
                     deps.push(dep);
                     if reads_status && place == Place::If {
@@ -88,6 +80,21 @@ pub(super) fn resolve(c: &mut Checker, p: &mut Pipeline) {
                     }
                 }
             }
+        };
+        if !step.with.is_literal() {
+            let mut with_at = at();
+            with_at.push("with".into());
+            step.with.visit(&mut with_at, &mut |path, t| check(c, path, Place::With, t));
+        }
+        if let Some(Cond::Expr(e)) = &step.cond {
+            let mut ip = at();
+            ip.push("if".into());
+            check(c, &ip, Place::If, condition_ref(e));
+        }
+        if let Some(fe) = &step.for_each {
+            let mut fp = at();
+            fp.push("for_each".into());
+            fe.visit(&mut fp, &mut |path, t| check(c, path, Place::ForEach, t));
         }
         deps.sort_unstable();
         deps.dedup();
