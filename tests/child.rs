@@ -49,6 +49,14 @@ impl Running {
         }
     }
 
+    /// Every line seen so far, without waiting.
+    pub fn seen(&mut self) -> Vec<String> {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        self.seen.clone()
+    }
+
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child's pid has no memory effects.
         unsafe { libc::kill(self.child.id() as i32, sig) };

@@ -59,7 +59,12 @@ impl Fleet {
     }
 
     /// `cometflow workers`, one line per worker, waiting until `ready` holds of it.
-    fn workers_until(&self, ready: impl Fn(&[String]) -> bool, within: Duration) -> Vec<String> {
+    fn workers_until(
+        &self,
+        ready: impl Fn(&[String]) -> bool,
+        within: Duration,
+        mut context: impl FnMut() -> String,
+    ) -> Vec<String> {
         let deadline = Instant::now() + within;
         loop {
             let out = self.machine("").then(&["workers"]);
@@ -67,7 +72,12 @@ impl Fleet {
             if ready(&lines) {
                 return lines;
             }
-            assert!(Instant::now() < deadline, "`cometflow workers` never showed that:\n{}", out.stdout);
+            assert!(
+                Instant::now() < deadline,
+                "`cometflow workers` never showed that:\n{}\n{}",
+                out.stdout,
+                context()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -405,7 +415,8 @@ steps:
       echo "worker=$PPID" >> "$COMETFLOW_OUTPUT"
       sleep 6
 "#;
-    // Started together on a new database: both create the schema without tripping.
+    // Queued from a machine whose folder is gone before any worker looks at it.
+    let id = fleet.submit(yaml);
     let start = |name: &str| {
         let args = ["worker", "--name", name, "--lease", "5s", "--concurrency", "2"];
         Running::start(&fleet.machine("").args(&args))
@@ -413,10 +424,18 @@ steps:
     let (mut w1, mut w2) = (start("w1"), start("w2"));
     w1.expect_line("started", Duration::from_secs(30));
     w2.expect_line("started", Duration::from_secs(30));
-    let id = fleet.submit(yaml);
     let busy =
         |l: &[String]| l.len() == 2 && l.iter().all(|w| w.contains("steps 2/2") && w.contains(": fan["));
-    let lines = fleet.workers_until(busy, Duration::from_secs(30));
+    let lines = fleet.workers_until(busy, Duration::from_secs(30), || {
+        let show = fleet.machine("").then(&["runs", "show", &id]);
+        format!(
+            "{}{}\nw1:\n{}\nw2:\n{}",
+            show.stdout,
+            show.stderr,
+            w1.seen().join("\n"),
+            w2.seen().join("\n")
+        )
+    });
     assert_eq!(lines.iter().filter(|l| l.contains(&format!("runs 1: {id}"))).count(), 1, "{lines:?}");
     fleet.wait_status(&id, "succeeded", Duration::from_secs(30));
     let record = fleet.machine("").then(&["runs", "show", &id, "--json"]).json();
@@ -447,7 +466,7 @@ steps:
     fleet.sim.wait_for_tasks(2, Duration::from_secs(30));
     // Each worker runs one step (one step at a time each); one of them holds the run.
     let both = |l: &[String]| l.len() == 2 && l.iter().all(|w| w.contains("steps 1/1"));
-    let lines = fleet.workers_until(both, Duration::from_secs(30));
+    let lines = fleet.workers_until(both, Duration::from_secs(30), String::new);
     let holder = lines.iter().find(|l| l.contains(&format!("runs 1: {id}"))).expect("a holder");
     let (survivor, victim) = if holder.starts_with("w1") { (&mut w1, &w2) } else { (&mut w2, &w1) };
     kill(victim, libc::SIGKILL);
@@ -507,7 +526,7 @@ steps:
     fleet.wait_status(&id, "cancelled", Duration::from_secs(15));
     let idle =
         |l: &[String]| l.len() == 2 && l.iter().all(|w| w.contains("steps 0/1") && w.contains("runs 0"));
-    fleet.workers_until(idle, Duration::from_secs(15));
+    fleet.workers_until(idle, Duration::from_secs(15), String::new);
     assert_eq!(fleet.sim.submits("kling"), 2, "{}", fleet.sim.stats());
 }
 
@@ -591,4 +610,19 @@ steps:
     assert!(error.contains("budget exceeded"), "{record}");
     assert_eq!(fleet.sim.submits("kling"), 1, "{}", fleet.sim.stats());
     assert_eq!(fleet.sim.stats()["families"]["chat"]["requests"], 1, "{}", fleet.sim.stats());
+}
+
+/// Machines that start together on a new database create its schema once, without tripping
+/// over each other.
+#[test]
+fn processes_starting_together_on_a_new_database_all_start() {
+    let Some(fleet) = Fleet::start("") else { return };
+    let codes: Vec<i32> = std::thread::scope(|s| {
+        let runs: Vec<_> = (0..4).map(|_| s.spawn(|| fleet.machine("").then(&["runs"]))).collect();
+        runs.into_iter()
+            .map(|h| h.join().unwrap())
+            .map(|o| if o.code == 0 { 0 } else { panic!("{}", o.stderr) })
+            .collect()
+    });
+    assert_eq!(codes, vec![0; 4]);
 }
