@@ -626,3 +626,25 @@ fn processes_starting_together_on_a_new_database_all_start() {
     });
     assert_eq!(codes, vec![0; 4]);
 }
+
+/// A rolling deploy: workers stopped one after another hand a long paid step along; each
+/// next one polls the same task, and the step is never given up for having been claimed
+/// often (only workers that die count toward that).
+#[test]
+fn a_step_handed_along_by_stopping_workers_finishes_paid_once() {
+    let Some(fleet) = Fleet::start("task_time=8s") else { return };
+    let id = fleet.submit(CLIP);
+    let mut w = fleet.worker("w0", "60s");
+    fleet.sim.wait_for_tasks(1, Duration::from_secs(30));
+    for n in 1..=4 {
+        std::thread::sleep(Duration::from_millis(300));
+        kill(&w, libc::SIGTERM);
+        w.expect_line("handed back step `clip`", Duration::from_secs(20));
+        let (code, _) = w.wait(Duration::from_secs(20));
+        assert_eq!(code, 0);
+        w = fleet.worker(&format!("w{n}"), "60s");
+        w.expect_line("took over step `clip`", Duration::from_secs(20));
+    }
+    fleet.wait_status(&id, "succeeded", Duration::from_secs(30));
+    assert_eq!(fleet.sim.submits("kling"), 1, "{}", fleet.sim.stats());
+}

@@ -186,7 +186,8 @@ impl Dispatch for Fleet {
 }
 
 /// How many times a step may be claimed: a worker that takes over a step whose workers died
-/// (or could not write its result) this often fails it rather than start it again.
+/// (or could not write its result) this often fails it rather than start it again. A step
+/// handed back by a worker that was stopped (a deploy) does not count.
 const MAX_CLAIMS: i32 = 3;
 
 /// Ends the steps of a cancelled run that no worker has taken yet.
@@ -267,7 +268,7 @@ pub(super) async fn run_job(
         )
         .await;
     }
-    let took_over = claim.claims > 1;
+    let took_over = claim.resumed;
     eprintln!(
         "cometflow: worker `{worker}` {} step {unit} of run `{}` (attempt {}, waited {} ms)",
         if took_over { "took over" } else { "runs" },

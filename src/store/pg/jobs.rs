@@ -63,8 +63,12 @@ pub struct JobClaim {
     pub id: i64,
     /// Fences every write of this claim.
     pub fence: i64,
-    /// More than 1: an earlier worker died running it.
+    /// Claims whose worker died with it, this one included (a job handed back by a worker
+    /// that stopped is not counted again).
     pub claims: i32,
+    /// An earlier worker started it (and died, or handed it back): what it recorded is
+    /// where this one starts.
+    pub resumed: bool,
     pub run_id: String,
     pub step: String,
     pub item: Option<usize>,
@@ -83,17 +87,21 @@ pub async fn claim(pg: &Pg, worker: &str, lease: Duration) -> Result<Option<JobC
     let rows = pg
         .query(
             "UPDATE step_jobs j SET status = 'running', worker = $1, fence = nextval('step_job_fence'),
-                claims = j.claims + 1, lease_until = now() + make_interval(secs => $2),
+                claims = j.claims + CASE WHEN c.handed_back THEN 0 ELSE 1 END,
+                lease_until = now() + make_interval(secs => $2),
                 claimed_at = clock_timestamp(),
                 queued_at = CASE WHEN j.status = 'queued' THEN j.queued_at ELSE j.lease_until END
-             FROM (SELECT id FROM step_jobs
+             FROM (SELECT id, status = 'queued' AND claimed_at IS NOT NULL AS handed_back,
+                          claimed_at IS NOT NULL AS started
+                   FROM step_jobs
                    WHERE status = 'queued' OR (status = 'running' AND lease_until < now())
                    ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) c
              WHERE j.id = c.id
              RETURNING j.id, j.fence, j.claims, j.run_id, j.step, j.item, j.attempt, j.kind, j.job,
                 GREATEST(0, extract(epoch FROM j.claimed_at - j.queued_at))::float8,
                 COALESCE((SELECT r.cancel_requested OR r.status NOT IN ('queued', 'running')
-                          FROM runs r WHERE r.id = j.run_id), TRUE)",
+                          FROM runs r WHERE r.id = j.run_id), TRUE),
+                c.started",
             &[&worker, &secs],
         )
         .await?;
@@ -109,6 +117,7 @@ pub async fn claim(pg: &Pg, worker: &str, lease: Duration) -> Result<Option<JobC
         job: r.get(8),
         waited: Duration::from_secs_f64(r.get::<_, f64>(9)),
         run_stopped: r.get(10),
+        resumed: r.get(11),
     }))
 }
 
