@@ -58,6 +58,14 @@ impl Fleet {
         w
     }
 
+    /// `cometflow schedule` of `yaml` on a machine of its own, on the test clock `clock` (see
+    /// [`fast_clock`]); the machine keeps its folder for as long as the scheduler runs.
+    fn scheduler(&self, yaml: &str, clock: &str) -> (Test, Running) {
+        let t = self.machine(yaml).env("COMETFLOW_TEST_CLOCK", clock).args(&["schedule", "pipeline.yaml"]);
+        let s = Running::start(&t);
+        (t, s)
+    }
+
     /// `cometflow workers`, one line per worker, waiting until `ready` holds of it.
     fn workers_until(
         &self,
@@ -108,6 +116,19 @@ impl Fleet {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// A test clock that reads 2030-01-01T00:00:00Z now and runs 20 times faster (a cron
+/// minute every 3 s), with the real time (ms) it started at.
+fn fast_clock() -> (i64, String) {
+    let anchor = jiff::Timestamp::now().as_millisecond();
+    (anchor, format!("{anchor},2030-01-01T00:00:00Z,20"))
+}
+
+/// Sleeps until `ms` after `anchor` (real time).
+fn until(anchor: i64, ms: i64) {
+    let left = anchor + ms - jiff::Timestamp::now().as_millisecond();
+    std::thread::sleep(Duration::from_millis(left.max(0) as u64));
 }
 
 fn kill(w: &Running, sig: i32) {
@@ -292,26 +313,19 @@ steps:
 "#;
     // Virtual 00:00:00 now; due at 00:01, 00:02, 00:03 = real +3 s, +6 s, +9 s. Only one
     // scheduler needs to be up by the first.
-    let anchor = jiff::Timestamp::now().as_millisecond();
-    let clock = format!("{anchor},2030-01-01T00:00:00Z,20");
-    // Each machine keeps its folder (and pipeline file) for as long as its scheduler runs.
+    let (anchor, clock) = fast_clock();
     let scheduler = || {
-        let t = fleet.machine(yaml).env("COMETFLOW_TEST_CLOCK", &clock).args(&["schedule", "pipeline.yaml"]);
-        let mut s = Running::start(&t);
+        let (t, mut s) = fleet.scheduler(yaml, &clock);
         s.expect_line("next run of `minutely`", Duration::from_secs(20));
         (t, s)
     };
     let (_ta, a) = scheduler();
     let (_tb, mut b) = scheduler();
     let _w = fleet.worker("w1", "5s");
-    let since = |ms: i64| {
-        let left = anchor + ms - jiff::Timestamp::now().as_millisecond();
-        std::thread::sleep(Duration::from_millis(left.max(0) as u64));
-    };
-    since(7_500);
+    until(anchor, 7_500);
     kill(&a, libc::SIGKILL);
     b.expect_line("2030-01-01T00:03:00Z", Duration::from_secs(10));
-    since(10_500);
+    until(anchor, 10_500);
     kill(&b, libc::SIGKILL);
     std::thread::sleep(Duration::from_millis(500));
     let list = fleet.machine("").then(&["runs", "--limit", "50"]);
@@ -549,20 +563,13 @@ steps:
     with: { x: 1 }
 "#;
     // Virtual 00:00:00 now, a minute every 3 s: due at 00:01 (+3 s), 00:02 (+6 s), ...
-    let anchor = jiff::Timestamp::now().as_millisecond();
-    let clock = format!("{anchor},2030-01-01T00:00:00Z,20");
-    let scheduler = || {
-        let t = fleet.machine(yaml).env("COMETFLOW_TEST_CLOCK", &clock).args(&["schedule", "pipeline.yaml"]);
-        let s = Running::start(&t);
-        (t, s)
-    };
+    let (anchor, clock) = fast_clock();
     let _w = fleet.worker("w1", "5s");
-    let (_ta, mut a) = scheduler();
+    let (_ta, mut a) = fleet.scheduler(yaml, &clock);
     a.expect_line("queued `minutely` for 2030-01-01T00:01:00Z", Duration::from_secs(20));
     kill(&a, libc::SIGKILL);
-    let left = anchor + 7_500 - jiff::Timestamp::now().as_millisecond();
-    std::thread::sleep(Duration::from_millis(left.max(0) as u64));
-    let (_tb, mut b) = scheduler();
+    until(anchor, 7_500);
+    let (_tb, mut b) = fleet.scheduler(yaml, &clock);
     let line = b.expect_line("catching up the run of", Duration::from_secs(20));
     assert!(line.contains("2030-01-01T00:0"), "{line}");
     b.expect_line("queued `minutely`", Duration::from_secs(10));
