@@ -104,9 +104,11 @@ pub async fn work(pg: Arc<Pg>, opts: WorkerOptions, shutdown: CancellationToken)
     let fallback = (opts.lease / 2).clamp(Duration::from_millis(200), Duration::from_secs(5));
     let (mut runs, mut steps) = (JoinSet::new(), JoinSet::new());
     let name: Arc<str> = opts.name.as_str().into();
+    // What to look for: a notice of a queued step need not cost a look for runs too.
+    let (mut want_steps, mut want_runs) = (true, true);
     while !shutdown.is_cancelled() {
-        // Attempts first: holders of runs (here and elsewhere) wait on them.
-        while steps.len() < opts.concurrency && !shutdown.is_cancelled() {
+        // Steps first: holders of runs (here and elsewhere) wait on them.
+        while want_steps && steps.len() < opts.concurrency && !shutdown.is_cancelled() {
             match jobs::claim(&pg, &opts.name, opts.lease).await {
                 Ok(Some(claim)) => {
                     let held = Held::new(claim.fence);
@@ -122,13 +124,12 @@ pub async fn work(pg: Arc<Pg>, opts: WorkerOptions, shutdown: CancellationToken)
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    eprintln!("warning: worker `{}` cannot claim work: {e}", opts.name);
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    claim_failed(&opts.name, e).await;
                     break;
                 }
             }
         }
-        while runs.len() < opts.concurrency && !shutdown.is_cancelled() {
+        while want_runs && runs.len() < opts.concurrency && !shutdown.is_cancelled() {
             match queue::claim(&pg, &opts.name, opts.lease).await {
                 Ok(Some(claim)) => {
                     let held = Held::new(claim.epoch);
@@ -152,19 +153,20 @@ pub async fn work(pg: Arc<Pg>, opts: WorkerOptions, shutdown: CancellationToken)
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    eprintln!("warning: worker `{}` cannot claim work: {e}", opts.name);
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    claim_failed(&opts.name, e).await;
                     break;
                 }
             }
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => {}
-            _ = signals.work.notified() => {}
-            Some(_) = runs.join_next(), if !runs.is_empty() => {}
-            Some(_) = steps.join_next(), if !steps.is_empty() => {}
-            _ = tokio::time::sleep(fallback) => {}
-        }
+        (want_steps, want_runs) = tokio::select! {
+            _ = shutdown.cancelled() => (false, false),
+            _ = signals.steps.notified() => (true, false),
+            _ = signals.runs.notified() => (false, true),
+            // A slot came free.
+            Some(_) = steps.join_next(), if !steps.is_empty() => (true, false),
+            Some(_) = runs.join_next(), if !runs.is_empty() => (false, true),
+            _ = tokio::time::sleep(fallback) => (true, true),
+        };
     }
     {
         let h = lock(&holding);
@@ -183,6 +185,12 @@ pub async fn work(pg: Arc<Pg>, opts: WorkerOptions, shutdown: CancellationToken)
     let _ = queue::deregister(&pg, &opts.name).await;
     eprintln!("cometflow: worker `{}` stopped", opts.name);
     Ok(())
+}
+
+/// A claim failed (the database is unreachable): says so and pauses before the next look.
+async fn claim_failed(worker: &str, e: crate::store::StoreError) {
+    eprintln!("warning: worker `{worker}` cannot claim work: {e}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// Renews the worker's row and the lease of everything it holds, a third of a lease apart

@@ -287,8 +287,10 @@ fn hostname() -> String {
 /// What the listener wakes.
 #[derive(Default)]
 pub struct Signals {
-    /// New work: a queued run or job, or one handed back.
-    pub work: Notify,
+    /// A run was queued or handed back.
+    pub runs: Notify,
+    /// A step was queued or handed back.
+    pub steps: Notify,
     /// A run was cancelled.
     pub cancels: Notify,
     /// Holders waiting for the result of a job, by job id.
@@ -315,7 +317,8 @@ impl Signals {
 
     /// After a reconnection: notices may have been missed, so everyone looks again.
     fn wake_all(&self) {
-        self.work.notify_one();
+        self.runs.notify_one();
+        self.steps.notify_one();
         self.cancels.notify_one();
         for n in self.done.lock().unwrap_or_else(|p| p.into_inner()).values() {
             n.notify_one();
@@ -351,7 +354,8 @@ pub async fn listen(pg: Arc<Pg>, signals: Arc<Signals>) {
                         match channel.as_str() {
                             CANCEL => signals.cancels.notify_one(),
                             DONE => signals.job_done(&payload),
-                            _ => signals.work.notify_one(),
+                            JOBS => signals.steps.notify_one(),
+                            _ => signals.runs.notify_one(),
                         }
                     }
                 }
