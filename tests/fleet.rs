@@ -517,8 +517,7 @@ steps:
     assert_eq!(error.matches("budget exceeded").count(), 2, "{error}");
 }
 
-/// `cancel` reaches a step that runs on a worker other than the run's holder, and ends the
-/// step no worker had a free slot for (it is never submitted).
+/// `cancel` reaches a step that runs on a worker other than the run's holder.
 #[test]
 fn cancel_stops_the_steps_a_run_has_on_other_workers() {
     let Some(fleet) = Fleet::start("task_time=60s") else { return };
@@ -526,7 +525,7 @@ fn cancel_stops_the_steps_a_run_has_on_other_workers() {
 name: clips
 steps:
   clips:
-    for_each: ["a", "b", "c"]
+    for_each: ["a", "b"]
     uses: kling.text2video
     poll: { interval: 100ms, max_interval: 200ms }
     with: { prompt: "shot {{ item }}" }
@@ -582,7 +581,7 @@ steps:
 /// the worker taking over knows of the chat call and the task, and refuses a third call.
 #[test]
 fn the_call_budget_counts_a_dead_workers_calls_that_left_no_task() {
-    let Some(fleet) = Fleet::start("task_time=2s") else { return };
+    let Some(fleet) = Fleet::start("task_time=300ms") else { return };
     let yaml = r#"
 name: budgeted
 budget:
@@ -597,22 +596,32 @@ steps:
     uses: kling.text2video
     poll: { interval: 100ms, max_interval: 200ms }
     with: { prompt: "{{ steps.words.outputs.text }}" }
+  pause:
+    needs: [clip]
+    run: sleep 3
   more:
     uses: chat
-    needs: [clip]
+    needs: [pause]
     with:
       model: gpt-4o-mini
       messages: [{ role: user, content: "again" }]
 "#;
     let id = fleet.submit(yaml);
     let w1 = fleet.worker("w1", "1s");
-    fleet.sim.wait_for_tasks(1, Duration::from_secs(30));
-    std::thread::sleep(Duration::from_millis(300));
+    // The chat call and the task are paid and on record; the run waits in `pause`.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let record = fleet.machine("").then(&["runs", "show", &id, "--json"]).json();
+        if record["steps"]["clip"]["status"] == "succeeded" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{record}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     kill(&w1, libc::SIGKILL);
     let _w2 = fleet.worker("w2", "1s");
     fleet.wait_status(&id, "failed", Duration::from_secs(30));
     let record = fleet.machine("").then(&["runs", "show", &id, "--json"]).json();
-    assert_eq!(record["steps"]["clip"]["status"], "succeeded", "{record}");
     let error = record["steps"]["more"]["error"].as_str().unwrap_or_default();
     assert!(error.contains("budget exceeded"), "{record}");
     assert_eq!(fleet.sim.submits("kling"), 1, "{}", fleet.sim.stats());
@@ -654,4 +663,31 @@ fn a_step_handed_along_by_stopping_workers_finishes_paid_once() {
     }
     fleet.wait_status(&id, "succeeded", Duration::from_secs(30));
     assert_eq!(fleet.sim.submits("kling"), 1, "{}", fleet.sim.stats());
+}
+
+/// A cancelled run's step that no worker had a free slot for ends at once, rather than when
+/// a slot frees (here a minute later), and is never submitted.
+#[test]
+fn cancel_ends_at_once_a_step_no_worker_has_taken_yet() {
+    let Some(fleet) = Fleet::start("task_time=60s") else { return };
+    let busy = r#"
+name: busy
+steps:
+  clips:
+    for_each: ["a", "b"]
+    uses: kling.text2video
+    poll: { interval: 100ms, max_interval: 200ms }
+    with: { prompt: "shot {{ item }}" }
+"#;
+    let _w = fleet.worker_with("w1", "5s", &["--concurrency", "2"]);
+    let busy = fleet.submit(busy);
+    fleet.sim.wait_for_tasks(2, Duration::from_secs(30));
+    let waiting = fleet.submit(CLIP);
+    fleet.wait_status(&waiting, "running", Duration::from_secs(15));
+    std::thread::sleep(Duration::from_millis(500));
+    let out = fleet.machine("").then(&["cancel", &waiting]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    fleet.wait_status(&waiting, "cancelled", Duration::from_secs(8));
+    assert_eq!(fleet.status(&busy), "running");
+    assert_eq!(fleet.sim.submits("kling"), 2, "{}", fleet.sim.stats());
 }
