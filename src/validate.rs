@@ -141,8 +141,11 @@ pub fn check(
         }
     });
 
-    // Exactly the families `cometflow kinds` shows: each kind's spec names its own.
-    let families: Vec<String> = {
+    // Exactly the families `cometflow kinds` shows: each kind's spec names its own. Only
+    // asked for when there are limits: listing every kind reads the whole catalog.
+    let families: Vec<String> = if raw.limits.is_empty() {
+        Vec::new()
+    } else {
         let mut f: Vec<String> = registry.iter().map(|k| k.spec().family.clone()).collect();
         f.sort();
         f.dedup();

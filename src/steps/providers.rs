@@ -19,9 +19,10 @@ mod suno_timing;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use indexmap::IndexMap;
 use serde_json::{json, Map, Value as Json};
 
-use super::{Kind, Problem, Registry};
+use super::{Kind, Problem};
 use crate::api::config::Secret;
 use crate::api::{download, Api};
 use crate::catalog;
@@ -102,8 +103,9 @@ fn check_of(name: &str) -> Option<CheckFn> {
     }
 }
 
-/// Adds every catalog kind to `registry`, each calling CometAPI through `api`.
-pub fn register(registry: &mut Registry, api: Arc<Api>) {
+/// Every catalog kind, each calling CometAPI through `api`.
+pub(crate) fn kinds(api: &Arc<Api>) -> IndexMap<String, Arc<dyn Kind>> {
+    let mut kinds = IndexMap::new();
     for (name, entry) in catalog::entries() {
         let run = match entry.code.as_deref() {
             None => boxed!(declared::run),
@@ -114,8 +116,13 @@ pub fn register(registry: &mut Registry, api: Arc<Api>) {
             },
         };
         let check = entry.code.as_deref().and_then(check_of);
-        registry.add(Arc::new(Provider { spec: catalog::spec(name, entry), run, check, api: api.clone() }));
+        kinds.insert(
+            name.to_owned(),
+            Arc::new(Provider { spec: catalog::spec(name, entry), run, check, api: api.clone() })
+                as Arc<dyn Kind>,
+        );
     }
+    kinds
 }
 
 /// The rendered `with` as a map, or a message naming the kind.
@@ -202,6 +209,7 @@ pub(crate) async fn url_outputs(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::steps::Registry;
 
     #[test]
     fn every_catalog_entry_is_a_kind_and_every_code_it_names_exists() {
