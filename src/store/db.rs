@@ -47,6 +47,13 @@ impl Db {
             // Checkpoints (copying the log into the file, with a sync) come every 4,000
             // pages instead of 1,000: a long run commits often, mostly the same pages.
             conn.pragma_update(None, "wal_autocheckpoint", 4000)?;
+            // Nor at every close: the last connection of a process would otherwise copy the
+            // log into the file, sync twice and delete the log, and the next process create
+            // and sync it again: half the cost of a small run. The log stays, checkpointed
+            // as it grows.
+            conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+            // A log that grew past a checkpoint (a reader held it back) is cut back to 32 MB.
+            conn.pragma_update(None, "journal_size_limit", 32 * 1024 * 1024)?;
             conn.pragma_update(None, "foreign_keys", "ON")?;
             Ok(())
         };
