@@ -166,6 +166,16 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(|e| Failure::Environment(format!("cannot start the async runtime: {e}")))
 }
 
+/// The runtime for one run: a single thread. The engine drives every step from one task
+/// anyway (blocking work goes to the blocking pool), so more threads only add a wake-up of
+/// another thread to each event: a process that ended, a reply, a timer.
+pub(crate) fn run_runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Environment(format!("cannot start the async runtime: {e}")))
+}
+
 pub fn dispatch(cli: Cli) -> Outcome {
     if let Some(url) = &cli.store {
         // Read once by `store::Store::open`; set before any thread starts.

@@ -81,7 +81,7 @@ pub(super) fn parse_input(s: &str) -> Result<(String, String), String> {
 
 pub fn run(args: RunArgs, output: &OutputArgs) -> Outcome {
     let verbosity = super::verbosity(output);
-    let rt = super::runtime()?;
+    let rt = super::run_runtime()?;
     let outcome = rt.block_on(async {
         // The simulator (kept alive for the whole run) answers before any kind is built, so
         // every provider kind is given the client that reaches it.

@@ -7,6 +7,7 @@ mod script;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use futures::future::BoxFuture;
@@ -118,11 +119,18 @@ async fn run(ctx: &StepCtx, with: Json) -> Result<Json, StepError> {
     let start =
         Start { dir: dir.to_path_buf(), output_file: output_file.clone(), direct, shell, program, cwd };
     // Making the folder and starting the process block the calling thread (the parent
-    // waits until the child has started the program): on the blocking pool, steps start
-    // side by side instead of one after another on the walker's thread.
-    let mut child = tokio::task::spawn_blocking(move || start.spawn())
-        .await
-        .map_err(|e| StepError::fatal(format!("starting the command failed: {e}")))??;
+    // waits until the child has started the program). While other commands run, that is
+    // done on the blocking pool, so steps start side by side instead of one after another
+    // on the engine's thread; a command that runs alone (a chain) starts here, saving two
+    // hand-overs between threads.
+    let live = Live::new();
+    let mut child = if live.alone {
+        start.spawn()?
+    } else {
+        tokio::task::spawn_blocking(move || start.spawn())
+            .await
+            .map_err(|e| StepError::fatal(format!("starting the command failed: {e}")))??
+    };
     let _group = child.id().map(GroupGuard);
     let stdout = child.stdout.take().map(|s| capture(ctx, Stream::Stdout, s));
     let stderr = child.stderr.take().map(|s| capture(ctx, Stream::Stderr, s));
@@ -360,6 +368,26 @@ fn parse_outputs(text: &str, values: &[String]) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+/// Counts the commands being started or running in this process.
+struct Live {
+    /// No other command was running when this one was counted.
+    alone: bool,
+}
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+impl Live {
+    fn new() -> Self {
+        Live { alone: LIVE.fetch_add(1, Ordering::Relaxed) == 0 }
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Kills the script's whole process group when the step ends early (cancel, timeout).

@@ -84,12 +84,21 @@ impl Pg {
         self.handle().spawn(f)
     }
 
-    /// Waits for `f` from synchronous code, inside or outside a (multi-thread) runtime.
-    pub fn block<F: Future>(&self, f: F) -> F::Output {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            tokio::task::block_in_place(|| self.handle().block_on(f))
-        } else {
-            self.handle().block_on(f)
+    /// Waits for `f` from synchronous code, inside or outside a runtime.
+    pub fn block<F>(&self, f: F) -> F::Output
+    where
+        F: Future + Send,
+        F::Output: Send,
+    {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        match Handle::try_current().map(|h| h.runtime_flavor()) {
+            Err(_) => self.handle().block_on(f),
+            Ok(RuntimeFlavor::CurrentThread) => {
+                // A current-thread runtime cannot hand its only thread over: wait on another.
+                std::thread::scope(|s| s.spawn(|| self.handle().block_on(f)).join())
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            }
+            Ok(_) => tokio::task::block_in_place(|| self.handle().block_on(f)),
         }
     }
 
