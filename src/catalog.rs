@@ -298,6 +298,7 @@ pub(crate) fn spec(name: &str, entry: &Entry) -> KindSpec {
         idempotent: entry.idempotent,
         unavailable: entry.unavailable,
         pure: false,
+        makes_folder: false,
     }
 }
 

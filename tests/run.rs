@@ -248,6 +248,35 @@ fn the_run_directory_holds_a_folder_per_step_and_run_json() {
 }
 
 #[test]
+fn chained_steps_each_find_their_folder_and_a_step_that_never_runs_leaves_none() {
+    // Each step's folder exists when its command starts, and one step's files never reach
+    // the next one's folder.
+    let t = Test::new()
+        .pipeline(
+            r#"name: folders
+steps:
+  a: { run: test -d "$COMETFLOW_STEP_DIR" && touch "$COMETFLOW_STEP_DIR/a" }
+  b: { run: test -d "$COMETFLOW_STEP_DIR" && ls -A "$COMETFLOW_STEP_DIR", needs: [a] }
+  c: { run: exit 3, needs: [b] }
+  d: { run: "true", needs: [c] }
+  e: { run: "true", needs: [d] }
+"#,
+        )
+        .args(&["run", "pipeline.yaml", "--json"]);
+    let out = t.expect(1).json();
+    assert_eq!(out["steps"]["b"]["status"], "succeeded", "{out}");
+    assert_eq!(out["steps"]["b"]["outputs"]["stdout"], "");
+    assert_eq!(out["steps"]["d"]["status"], "skipped");
+    let run_dir = std::path::PathBuf::from(out["run_dir"].as_str().unwrap());
+    for ran in ["a", "b", "c"] {
+        assert!(run_dir.join(ran).is_dir(), "{ran}");
+    }
+    for skipped in ["d", "e"] {
+        assert!(!run_dir.join(skipped).exists(), "{skipped} was skipped but has a folder");
+    }
+}
+
+#[test]
 fn dry_run_prints_the_plan_and_runs_nothing() {
     let t = Test::new()
         .pipeline(

@@ -27,6 +27,10 @@ pub struct KindSpec {
     pub pure: bool,
     /// Marked removed or unavailable in CometAPI's docs (built from the documented shapes).
     pub unavailable: bool,
+    /// Each execution needs its folder before it starts (`shell`: `$COMETFLOW_STEP_DIR`
+    /// must exist for whatever the command runs). The engine makes it ahead, while the
+    /// step it waits for runs, so a chain does not wait for the file system.
+    pub makes_folder: bool,
 }
 
 impl KindSpec {

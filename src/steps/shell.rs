@@ -49,6 +49,7 @@ impl Shell {
                 ],
                 dynamic_outputs: true,
                 idempotent: true,
+                makes_folder: true,
                 ..KindSpec::default()
             },
         }
