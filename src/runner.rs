@@ -62,8 +62,7 @@ pub async fn launch(l: Launch) -> Result<RunRecord, Failure> {
             (id.clone(), dir, Some(prior))
         }
         None => {
-            let id = crate::store::new_run_id();
-            let dir = crate::store::create_run_dir(&state, &id).map_err(|e| unwritable(&state, &e))?;
+            let (id, dir) = crate::store::create_new_run_dir(&state).map_err(|e| unwritable(&state, &e))?;
             let file =
                 std::path::absolute(&pipeline.source.path).unwrap_or_else(|_| pipeline.source.path.clone());
             let file = file.display().to_string();
