@@ -203,28 +203,51 @@ pub fn dispatch(cli: Cli) -> Outcome {
     }
 }
 
-/// The simulator, kept alive while its handle is, and the endpoint that reaches it.
+/// The simulator, kept alive while this is, and the endpoint that reaches it.
 pub(crate) struct Simulator {
-    _handle: crate::sim::SimHandle,
+    /// Dropping it stops the simulator.
+    _stop: tokio::sync::oneshot::Sender<()>,
     pub endpoint: Endpoint,
 }
 
 /// Starts the simulator in this process when asked. Tasks take 1 s unless `COMETFLOW_SIM`
-/// says otherwise, so demos are quick.
+/// says otherwise, so demos are quick. It serves from a thread of its own, as a remote
+/// server would: a run's runtime has one thread, which stays the engine's.
 pub(crate) async fn start_simulator() -> Result<Simulator, Failure> {
     let spec = std::env::var("COMETFLOW_SIM").unwrap_or_default();
     let config: crate::sim::SimConfig = format!("task_time=1s,{spec}")
         .parse()
         .map_err(|e| Failure::Invalid(format!("`COMETFLOW_SIM`: {e}")))?;
     let key = config.key.clone().unwrap_or_else(|| "sk-simulated".to_owned());
-    let handle = crate::sim::start(config).await.map_err(|e| {
+    let (started_tx, started) = tokio::sync::oneshot::channel::<String>();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let failed = |e: std::io::Error| {
         Failure::Environment(format!(
             "cannot start the simulator on 127.0.0.1: {e}; check that local ports can be opened"
         ))
-    })?;
-    tracing::debug!(base = %handle.base_url, "simulator started");
-    let endpoint = Endpoint::simulator(&handle.base_url, &key);
-    Ok(Simulator { _handle: handle, endpoint })
+    };
+    let thread = std::thread::Builder::new()
+        .name("cometflow-sim".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(async move {
+                let handle = crate::sim::start(config).await?;
+                let _ = started_tx.send(handle.base_url.clone());
+                // Until the run drops its `Simulator` (or the process ends).
+                let _ = stopped.await;
+                drop(handle);
+                Ok::<_, std::io::Error>(())
+            })
+        })
+        .map_err(failed)?;
+    let Ok(base_url) = started.await else {
+        // It ended before saying where it listens: its error says why.
+        let e = thread.join().ok().and_then(Result::err);
+        return Err(failed(e.unwrap_or_else(|| std::io::Error::other("the simulator thread ended"))));
+    };
+    tracing::debug!(base = %base_url, "simulator started");
+    let endpoint = Endpoint::simulator(&base_url, &key);
+    Ok(Simulator { _stop: stop, endpoint })
 }
 
 /// The endpoint a command calls: the simulator when `simulate`, else the environment's.
