@@ -160,17 +160,18 @@ pub(crate) fn verbosity(output: &OutputArgs) -> crate::report::Verbosity {
 
 /// The async runtime for a command.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::Environment(format!("cannot start the async runtime: {e}")))
+    build_runtime(tokio::runtime::Builder::new_multi_thread())
 }
 
 /// The runtime for one run: a single thread. The engine drives every step from one task
 /// anyway (blocking work goes to the blocking pool), so more threads only add a wake-up of
 /// another thread to each event: a process that ended, a reply, a timer.
 pub(crate) fn run_runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_current_thread()
+    build_runtime(tokio::runtime::Builder::new_current_thread())
+}
+
+fn build_runtime(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, Failure> {
+    builder
         .enable_all()
         .build()
         .map_err(|e| Failure::Environment(format!("cannot start the async runtime: {e}")))
