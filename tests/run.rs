@@ -321,6 +321,39 @@ fn ctrl_c_cancels_running_steps_kills_their_processes_and_exits_130() {
 }
 
 #[test]
+fn ctrl_c_stops_a_long_stretch_of_value_steps() {
+    // Value steps never wait for anything, so a chain of them keeps the run's thread busy:
+    // the interrupt must still be heard before the chain ends.
+    let mut yaml = String::from("name: stretch\nsteps:\n  mark: { run: touch started }\n");
+    yaml.push_str("  v0: { uses: value, with: { x: 0 }, needs: [mark] }\n");
+    for i in 1..30_000 {
+        yaml.push_str(&format!(
+            "  v{i}: {{ uses: value, with: {{ x: \"{{{{ steps.v{}.outputs.x }}}}\" }} }}\n",
+            i - 1
+        ));
+    }
+    let t = Test::new().pipeline(&yaml).args(&["run", "pipeline.yaml", "--json"]);
+    let child = t
+        .command()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !t.path().join("started").exists() {
+        assert!(std::time::Instant::now() < deadline, "the first step never ran");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["status"], "interrupted");
+    assert_eq!(json["steps"]["v29999"]["status"], "cancelled");
+}
+
+#[test]
 fn a_value_rendered_into_the_wrong_shape_fails_that_step_by_name_and_the_run_is_still_recorded() {
     let t = Test::new()
         .pipeline(

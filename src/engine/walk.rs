@@ -65,6 +65,9 @@ pub(super) async fn walk(shared: Arc<Shared>) -> Vec<StepRecord> {
         if resolved == n {
             break;
         }
+        // The walker runs on the run's only thread, and a stretch of pure steps never waits:
+        // now and then it lets the rest run (Ctrl-C, progress), as tokio's budget decides.
+        tokio::task::consume_budget().await;
         // `None` (nothing running, steps unresolved) happens only when cancelled.
         let Some((i, record)) = running.next().await else { break };
         resolved += 1;
