@@ -289,22 +289,19 @@ fn dry_run_prints_the_plan_and_runs_nothing() {
     assert!(!t.path().join("touched").exists());
 }
 
-#[test]
-fn ctrl_c_cancels_running_steps_kills_their_processes_and_exits_130() {
-    let t = Test::new()
-        .pipeline("name: long\nsteps:\n  nap: { run: 'echo $$ > pid; sleep 30' }\n  later: { run: 'true', needs: nap }\n")
-        .args(&["run", "pipeline.yaml", "--json"]);
+/// Starts the test's command, sends it SIGINT once `ready` holds (checked every 5 ms, for
+/// at most a minute), and returns its `--json` record after checking it exited 130.
+fn interrupt_when(t: &Test, ready: impl Fn() -> bool) -> serde_json::Value {
     let child = t
         .command()
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let pid_file = t.path().join("pid");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !pid_file.exists() || std::fs::read_to_string(&pid_file).unwrap().trim().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "the step never started");
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ready() {
+        assert!(std::time::Instant::now() < deadline, "the run never got ready to interrupt");
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
     // SAFETY: sending SIGINT to our own child process.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -312,6 +309,16 @@ fn ctrl_c_cancels_running_steps_kills_their_processes_and_exits_130() {
     assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["status"], "interrupted");
+    json
+}
+
+#[test]
+fn ctrl_c_cancels_running_steps_kills_their_processes_and_exits_130() {
+    let t = Test::new()
+        .pipeline("name: long\nsteps:\n  nap: { run: 'echo $$ > pid; sleep 30' }\n  later: { run: 'true', needs: nap }\n")
+        .args(&["run", "pipeline.yaml", "--json"]);
+    let pid_file = t.path().join("pid");
+    let json = interrupt_when(&t, || std::fs::read_to_string(&pid_file).is_ok_and(|p| !p.trim().is_empty()));
     assert_eq!(json["steps"]["nap"]["status"], "cancelled");
     assert_eq!(json["steps"]["later"]["status"], "cancelled");
     let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
@@ -333,23 +340,7 @@ fn ctrl_c_stops_a_long_stretch_of_value_steps() {
         ));
     }
     let t = Test::new().pipeline(&yaml).args(&["run", "pipeline.yaml", "--json"]);
-    let child = t
-        .command()
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !t.path().join("started").exists() {
-        assert!(std::time::Instant::now() < deadline, "the first step never ran");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    // SAFETY: sending SIGINT to our own child process.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json["status"], "interrupted");
+    let json = interrupt_when(&t, || t.path().join("started").exists());
     assert_eq!(json["steps"]["v29999"]["status"], "cancelled");
 }
 
